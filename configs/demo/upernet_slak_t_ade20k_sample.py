@@ -1,0 +1,67 @@
+# Demo: UperNet + SLaK-T trained briefly on CPU on a small real sample.
+# Inherits the published recipe and changes only the schedule, the crop /
+# test scale and the data root (plus fp32 instead of mixed precision, which
+# CPUs do not accelerate). The data root is the output of
+# tools/prepare_sample_data.py; tools/run_demo.sh can point it elsewhere.
+# The backbone starts from random weights (no ImageNet checkpoint offline).
+_base_ = ['../upernet_slak_t_ade20k.py']
+
+data_root = 'data/sample/ade20k/ADEChallengeData2016'
+crop_size = (256, 256)
+test_scale = (1024, 256)
+max_iters = 200
+
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(init_cfg=None),
+    test_cfg=dict(crop_size=crop_size, stride=(171, 171)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(
+        type='RandomResize',
+        scale=test_scale,
+        ratio_range=(0.5, 2.0),
+        keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=test_scale, keep_ratio=True),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs')
+]
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=2,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    num_workers=2, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer={{_base_.optim_wrapper.optimizer}},
+    constructor={{_base_.optim_wrapper.constructor}},
+    paramwise_cfg={{_base_.optim_wrapper.paramwise_cfg}})
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=20),
+    dict(
+        type='PolyLR',
+        power=1.0,
+        begin=20,
+        end=max_iters,
+        eta_min=0.0,
+        by_epoch=False)
+]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(interval=max_iters),
+    # paint every 4th test image when --show-dir is given
+    visualization=dict(interval=4))

@@ -1,0 +1,3 @@
+from .cpu_ddp import CPUCompatibleDDP
+
+__all__ = ['CPUCompatibleDDP']

