@@ -10,6 +10,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 from slak_mm.models import SLaK
+from slak_mm.utils import fall_back_to_fp32_without_cuda
 
 from .conftest import REPO_ROOT
 
@@ -49,6 +50,7 @@ def test_config_builds(path):
         with torch.no_grad():
             logits = model(torch.randn(1, 3, 64, 64), mode='tensor')
         assert logits.shape == (1, cfg.model.decode_head.num_classes, 16, 16)
+    fall_back_to_fp32_without_cuda(cfg)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     n_params = sum(
         len(g['params']) for g in optim_wrapper.optimizer.param_groups)

@@ -16,7 +16,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from slak_mm.utils import setup_cpu_distributed, setup_toolbox
+from slak_mm.utils import (fall_back_to_fp32_without_cuda,
+                           setup_cpu_distributed, setup_toolbox)
 
 
 def parse_args():
@@ -110,6 +111,7 @@ def main():
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     setup_toolbox(cfg)
+    fall_back_to_fp32_without_cuda(cfg)
     setup_cpu_distributed(cfg, args.launcher)
 
     if 'runner_type' not in cfg:

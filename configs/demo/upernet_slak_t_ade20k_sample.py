@@ -1,7 +1,7 @@
 # Demo: UperNet + SLaK-T trained briefly on CPU on a small real sample.
 # Inherits the published recipe and changes only the schedule, the crop /
-# test scale and the data root (plus fp32 instead of mixed precision, which
-# CPUs do not accelerate). The data root is the output of
+# test scale and the data root. Without CUDA, tools/train.py trains in fp32
+# instead of the recipe's mixed precision. The data root is the output of
 # tools/prepare_sample_data.py; tools/run_demo.sh can point it elsewhere.
 # The backbone starts from random weights (no ImageNet checkpoint offline).
 _base_ = ['../upernet_slak_t_ade20k.py']
@@ -43,12 +43,6 @@ val_dataloader = dict(
     num_workers=2, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer={{_base_.optim_wrapper.optimizer}},
-    constructor={{_base_.optim_wrapper.constructor}},
-    paramwise_cfg={{_base_.optim_wrapper.paramwise_cfg}})
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=20),
     dict(
@@ -63,5 +57,5 @@ train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=max_iters),
-    # paint every 4th test image when --show-dir is given
-    visualization=dict(interval=4))
+    # paint every test image when --show-dir is given (the sample is small)
+    visualization=dict(interval=1))

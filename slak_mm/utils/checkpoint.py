@@ -1,4 +1,6 @@
 """Safe loading of mmengine checkpoints on torch >= 2.6."""
+import pickle
+
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
@@ -26,6 +28,30 @@ def _numpy_globals() -> list:
     return entries
 
 
+def _history_buffer_getattr(obj, name: str):
+    """``getattr`` restricted to the statistics methods of a HistoryBuffer.
+
+    A pickled :class:`~mmengine.logging.HistoryBuffer` stores its
+    ``statistics_methods`` (functions defined in the class) by qualified
+    name, which unpickles as ``getattr(HistoryBuffer, 'min')``. Allowing the
+    real ``getattr`` in the safe unpickler would expose every attribute of
+    every allowed object; this stand-in resolves only those functions and
+    raises otherwise.
+
+    Raises:
+        pickle.UnpicklingError: For any other object or attribute.
+    """
+    # the four defaults are registered lazily, by the first HistoryBuffer
+    allowed = {'min', 'max', 'current', 'mean'}
+    allowed.update(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'getattr({obj!r}, {name!r}) is not allowed in a '
+        'weights_only checkpoint (slak_mm allows only HistoryBuffer '
+        'statistics methods).')
+
+
 def register_checkpoint_safe_globals() -> None:
     """Allow the non-tensor objects of mmengine checkpoints in the safe
     unpickler of ``torch.load``.
@@ -33,10 +59,16 @@ def register_checkpoint_safe_globals() -> None:
     Since torch 2.6, ``torch.load`` defaults to ``weights_only=True``, and
     mmengine 0.10.7 calls it without the argument, so ``--resume`` fails on
     the message hub's :class:`~mmengine.logging.HistoryBuffer` and the numpy
-    arrays inside (open-mmlab/mmengine#1655). Instead of disabling the safe
-    loader (``weights_only=False`` executes arbitrary pickled code), this
-    adds exactly those classes to its allow-list with
-    ``torch.serialization.add_safe_globals``; any other object in a file
-    still makes the load fail. Idempotent; called when slak_mm is imported.
+    arrays inside (open-mmlab/mmengine#1655); since every checkpoint the
+    Runner writes holds a message hub, ``tools/test.py`` fails on them too.
+    Instead of disabling the safe loader (``weights_only=False`` executes
+    arbitrary pickled code), this adds exactly those classes to its
+    allow-list with ``torch.serialization.add_safe_globals``, plus a
+    ``getattr`` restricted to HistoryBuffer's statistics methods
+    (:func:`_history_buffer_getattr`); any other object in a file still
+    makes the load fail. Idempotent; called when slak_mm is imported.
     """
-    torch.serialization.add_safe_globals([HistoryBuffer] + _numpy_globals())
+    restricted_getattr = [(_history_buffer_getattr, f'{module}.getattr')
+                          for module in ('builtins', '__builtin__')]
+    torch.serialization.add_safe_globals([HistoryBuffer] + _numpy_globals() +
+                                         restricted_getattr)

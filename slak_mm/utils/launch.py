@@ -1,10 +1,12 @@
 """Glue for slak_mm's ``tools/train.py`` / ``tools/test.py``: one entry point
 for mmseg, mmdet and mmpretrain configs, also on machines without GPU."""
+import logging
 import os
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
 
 SUPPORTED_SCOPES = ('mmseg', 'mmdet', 'mmpretrain')
 
@@ -44,6 +46,36 @@ def setup_toolbox(cfg: Config) -> str:
             if loader is not None and 'collate_fn' not in loader:
                 loader['collate_fn'] = dict(type='default_collate')
     return scope
+
+
+def fall_back_to_fp32_without_cuda(cfg: Config) -> bool:
+    """Train configs that ask for AMP in fp32 on machines without CUDA.
+
+    The published GPU recipes use ``AmpOptimWrapper`` (fp16 with dynamic
+    loss scaling), which mmengine 0.10.7 refuses to build without a GPU.
+    Without CUDA this replaces it by a plain ``OptimWrapper`` with the same
+    optimizer, constructor, ``paramwise_cfg``, ``clip_grad`` and
+    ``accumulative_counts``, and logs a warning. With CUDA it does nothing.
+
+    Args:
+        cfg (Config): The config, modified in place.
+
+    Returns:
+        bool: Whether the optimizer wrapper was replaced.
+    """
+    optim_wrapper = cfg.get('optim_wrapper')
+    if torch.cuda.is_available() or optim_wrapper is None or \
+            optim_wrapper.get('type') != 'AmpOptimWrapper':
+        return False
+    for key in ('loss_scale', 'dtype', 'use_fsdp'):
+        optim_wrapper.pop(key, None)
+    optim_wrapper['type'] = 'OptimWrapper'
+    print_log(
+        'CUDA is not available: AmpOptimWrapper replaced by OptimWrapper '
+        '(fp32 training).',
+        logger='current',
+        level=logging.WARNING)
+    return True
 
 
 def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:

@@ -10,6 +10,8 @@ import sys
 import pytest
 import torch
 
+import slak_mm  # noqa: F401  (safe torch.load of mmengine checkpoints)
+
 from ..conftest import REPO_ROOT
 
 MINI_CONFIG = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
@@ -48,17 +50,18 @@ def _scalars(work_dir):
     return [r for r in records if 'loss' in r]
 
 
-def _train(work_dir, data_root, *extra, max_iters=None):
-    args = [
+def _train(work_dir, data_root, cfg_options=(), args=(), max_iters=None):
+    cmd = [
         sys.executable, 'tools/train.py', MINI_CONFIG, '--work-dir',
-        str(work_dir), '--cfg-options', *_data_options(data_root)
+        str(work_dir), *args, '--cfg-options', *_data_options(data_root),
+        *cfg_options
     ]
     if max_iters is not None:
-        args += [
+        cmd += [
             f'train_cfg.max_iters={max_iters}',
             f'train_cfg.val_interval={max_iters}'
         ]
-    return _run(args + list(extra))
+    return _run(cmd)
 
 
 def test_train_loss_decreases_and_test_reports_miou(tmp_path,
@@ -67,17 +70,18 @@ def test_train_loss_decreases_and_test_reports_miou(tmp_path,
     out = _train(work_dir, ade20k_coco_mini)
     records = _scalars(work_dir)
     losses = [r['loss'] for r in records]
-    assert len(losses) == 40
-    first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
-    # the real-data loss drops well below its start (~7 = CE of 150 classes
-    # for the decode head + 0.4 x aux)
-    assert last < 0.8 * first, losses
+    assert len(losses) == 60
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    # the real-data loss drops well below its start (~7 = cross-entropy of
+    # 150 classes for the decode head + 0.4 x the auxiliary head)
+    assert first > 5., losses
+    assert last < 0.85 * first, losses
     # validation at the end of training ran the real IoUMetric
     assert 'mIoU' in out
     # the optimizer used the layer-wise decay groups
     assert 'stage_wise lr decay' in out
 
-    ckpt = work_dir / 'iter_40.pth'
+    ckpt = work_dir / 'iter_60.pth'
     assert ckpt.exists()
     test_dir = tmp_path / 'test'
     show_dir = tmp_path / 'overlays'
@@ -106,11 +110,11 @@ def test_resume_continues_from_checkpoint(tmp_path, ade20k_coco_mini):
     work_dir = tmp_path / 'resume'
     common = ['default_hooks.checkpoint.interval=2', 'val_cfg=None',
               'val_dataloader=None', 'val_evaluator=None']
-    _train(work_dir, ade20k_coco_mini, *common, max_iters=4)
+    _train(work_dir, ade20k_coco_mini, common, max_iters=4)
     first = torch.load(str(work_dir / 'iter_4.pth'), weights_only=True)
     assert first['meta']['iter'] == 4
     out = _train(
-        work_dir, ade20k_coco_mini, '--resume', *common, max_iters=6)
+        work_dir, ade20k_coco_mini, common, ['--resume'], max_iters=6)
     assert 'resumed epoch: 0, iter: 4' in out
     resumed = _scalars(work_dir)
     assert [r['iter'] for r in resumed] == [5, 6]
