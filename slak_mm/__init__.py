@@ -6,9 +6,9 @@ classes to be unpickled by ``torch.load(weights_only=True)`` (see
 :func:`slak_mm.utils.register_checkpoint_safe_globals`), which makes
 ``--resume`` work on torch >= 2.6 without disabling the safe loader.
 """
-from .version import __version__
 from . import engine, models  # noqa: F401,E402  (register modules)
 from .utils import register_checkpoint_safe_globals
+from .version import __version__
 
 register_checkpoint_safe_globals()
 

@@ -15,7 +15,7 @@ from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import Registry
 
-#: Backbones and layers (``slak_mm.SLaK``, ``slak_mm.DecomposedLargeKernelConv``).
+#: Backbones and layers, e.g. ``slak_mm.SLaK``.
 MODELS = Registry(
     'model',
     parent=MMENGINE_MODELS,

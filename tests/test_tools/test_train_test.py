@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import slak_mm  # noqa: F401  (safe torch.load of mmengine checkpoints)
-
 from ..conftest import REPO_ROOT
 
 MINI_CONFIG = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
@@ -153,4 +152,3 @@ def test_dist_train_two_cpu_processes(tmp_path, ade20k_coco_mini):
     # mmengine reports the world size as the 'GPU number'
     assert 'GPU number: 2' in proc.stdout
     assert (work_dir / 'iter_4.pth').exists()
-
