@@ -1,0 +1,3 @@
+from .sparse_training_hook import DynamicSparseHook, StaticSparseHook
+
+__all__ = ['DynamicSparseHook', 'StaticSparseHook']
