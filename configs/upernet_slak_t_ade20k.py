@@ -8,6 +8,10 @@
 # The backbone starts from an ImageNet-1k SLaK-T checkpoint in mmpretrain
 # format (`state_dict` with `backbone.` keys) at `checkpoint_file`; to train
 # from scratch pass `--cfg-options model.backbone.init_cfg=None`.
+# As published, fine-tuning keeps the sparse pattern of the pretrained
+# backbone fixed (StaticSparseHook: masks = zeros of the loaded weights;
+# a dense backbone is left dense). Switch it off with
+# `--cfg-options custom_hooks.0.enabled=False`.
 _base_ = [
     './_base_/models/upernet_slak.py', './_base_/datasets/ade20k.py',
     './_base_/runtimes/mmseg.py', './_base_/schedules/schedule_160k.py'
@@ -49,6 +53,8 @@ param_scheduler = [
         eta_min=0.0,
         by_epoch=False)
 ]
+
+custom_hooks = [dict(type='slak_mm.StaticSparseHook', prefix='backbone.')]
 
 # 8 GPUs x 2 images = 16 images per iteration
 train_dataloader = dict(batch_size=2)

@@ -94,3 +94,7 @@ def test_published_ade20k_recipe(size, arch, drop_path, num_layers,
     assert cfg.train_cfg.max_iters == 160000
     # 16 images per iteration as 8 GPUs x 2
     assert cfg.train_dataloader.batch_size == 2
+    # downstream fine-tuning keeps the pretrained sparse pattern
+    assert cfg.custom_hooks == [
+        dict(type='slak_mm.StaticSparseHook', prefix='backbone.')
+    ]

@@ -6,7 +6,7 @@ from typing import Dict, Optional
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.dist import all_gather_object, is_distributed
+from mmengine.dist import all_gather_object, get_dist_info, is_distributed
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
@@ -270,14 +270,29 @@ class DynamicSparseHook(_MaskedTrainingHook):
             densities = snip_densities(self._snip_scores(runner), density)
         self.masking.init_random(densities, self._generator(runner, 0))
 
+    @staticmethod
+    def _first_batch(runner):
+        """One training batch (this process's share), collated by the train
+        loader's ``collate_fn``. Read from the dataset directly: a second
+        iterator over a loader with persistent workers would reset the
+        training loop's own iterator."""
+        loader = runner.train_dataloader
+        dataset = loader.dataset
+        batch_size = loader.batch_size or 1
+        rank, _ = get_dist_info()
+        start = rank * batch_size
+        samples = [
+            dataset[(start + i) % len(dataset)] for i in range(batch_size)
+        ]
+        return loader.collate_fn(samples)
+
     def _snip_scores(self, runner) -> Dict[str, torch.Tensor]:
         """``|w * dL/dw|`` on one batch of the train loader, summed over
         processes (model buffers such as BN statistics are restored)."""
         model = self._model(runner)
         buffers = {k: v.clone() for k, v in model.named_buffers()}
         model.zero_grad(set_to_none=True)
-        data_batch = next(iter(runner.train_dataloader))
-        data = model.data_preprocessor(data_batch, True)
+        data = model.data_preprocessor(self._first_batch(runner), True)
         losses = model._run_forward(data, mode='loss')
         loss, _ = model.parse_losses(losses)
         loss.backward()
