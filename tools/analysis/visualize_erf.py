@@ -78,6 +78,8 @@ def build_backbone(args):
             args.checkpoint,
             map_location='cpu',
             revise_keys=[(r'^backbone\.', '')])
+    else:
+        backbone.init_weights()
     return backbone
 
 
