@@ -38,7 +38,8 @@ def test_config_builds(path):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports == dict(
         imports=['slak_mm'], allow_failed_imports=False)
-    assert cfg.model.backbone.type == 'slak_mm.SLaK'
+    assert cfg.model.backbone.type in ('slak_mm.SLaK', 'slak_mm.ShiftWiseV1',
+                                       'slak_mm.ShiftWiseV2')
     model = _build(cfg)
     assert isinstance(model.backbone, SLaK)
     if cfg.default_scope == 'mmseg':

@@ -18,6 +18,7 @@ from mmengine.runner import Runner
 
 from slak_mm.utils import (fall_back_to_fp32_without_cuda,
                            setup_cpu_distributed, setup_toolbox)
+from slak_mm.utils.launch import scale_lr_with_accumulation
 
 
 def parse_args():
@@ -110,6 +111,7 @@ def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    scale_lr_with_accumulation(cfg)
     setup_toolbox(cfg)
     fall_back_to_fp32_without_cuda(cfg)
     setup_cpu_distributed(cfg, args.launcher)

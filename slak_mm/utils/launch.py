@@ -48,6 +48,41 @@ def setup_toolbox(cfg: Config) -> str:
     return scope
 
 
+def scale_lr_with_accumulation(cfg: Config) -> bool:
+    """Count gradient accumulation in ``auto_scale_lr``.
+
+    mmengine 0.10.7 scales the lr by ``world_size * batch_size /
+    base_batch_size`` and ignores ``optim_wrapper.accumulative_counts``,
+    so a config that reaches its ``base_batch_size`` by accumulation (e.g.
+    4096 = 8 GPUs x 128 x 4) would get a quarter of its lr. When
+    ``auto_scale_lr.enable`` is set and ``accumulative_counts > 1``, this
+    divides ``base_batch_size`` by ``accumulative_counts``, which makes
+    the ratio ``world_size * batch_size * accumulative_counts /
+    base_batch_size``.
+
+    Args:
+        cfg (Config): The config, modified in place.
+
+    Returns:
+        bool: Whether ``base_batch_size`` was changed.
+    """
+    auto_scale_lr = cfg.get('auto_scale_lr')
+    optim_wrapper = cfg.get('optim_wrapper')
+    if not auto_scale_lr or not auto_scale_lr.get('enable', False) or \
+            optim_wrapper is None:
+        return False
+    counts = optim_wrapper.get('accumulative_counts', 1)
+    if counts <= 1:
+        return False
+    base = auto_scale_lr['base_batch_size']
+    auto_scale_lr['base_batch_size'] = base / counts
+    print_log(
+        f'auto_scale_lr: base_batch_size {base} counted as {base / counts} '
+        f'images per accumulation step (accumulative_counts={counts}).',
+        logger='current')
+    return True
+
+
 def fall_back_to_fp32_without_cuda(cfg: Config) -> bool:
     """Train configs that ask for AMP in fp32 on machines without CUDA.
 

@@ -120,8 +120,11 @@ def test_errors():
 
 def test_mmpretrain_layer_decay_constructor():
     """mmpretrain's own constructor works through SLaK.get_layer_depth."""
+    from mmengine.registry import DefaultScope
     from mmpretrain.models import ImageClassifier
-    from mmpretrain.registry import OPTIM_WRAPPERS  # noqa: F401
+    # earlier tests may have left another default scope (mmseg / mmdet)
+    DefaultScope.get_instance(
+        'test_mmpretrain_layer_decay', scope_name='mmpretrain')
     model = ImageClassifier(
         backbone=dict(
             type='slak_mm.SLaK', arch=MINI_ARCH, kernel_size=MINI_KERNELS),

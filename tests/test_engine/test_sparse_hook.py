@@ -243,3 +243,33 @@ def test_disabled_and_argument_errors(tmp_path):
                           (dict(include='heads'), 'include')]:
         with pytest.raises(ValueError, match=match):
             DynamicSparseHook(**kwargs)
+
+
+class ToySW(ToyClassifier):
+
+    def __init__(self):
+        super().__init__()
+        from slak_mm.models import ShiftWiseV1
+        self.backbone = ShiftWiseV1(
+            arch=dict(depths=[1, 1, 1, 1], channels=[8, 8, 16, 16]),
+            kernel_size=[9, 7, 7, 5, 3])
+        self.head = nn.Linear(16, 4)
+
+
+def test_shiftwise_pieces_coarse_masks(tmp_path):
+    runner = _runner(
+        tmp_path,
+        dict(HOOK, include='shiftwise_pieces', sparsity=0.3),
+        max_iters=4)
+    runner.model = ToySW()  # replaced before training builds anything
+    runner.train()
+    hook = _hook(runner)
+    assert hook.masking.masks
+    for name, mask in hook.masking.masks.items():
+        assert '.paths.' in name
+        flat = mask.flatten(1)
+        # one bit per k x k piece
+        assert torch.equal(flat.all(1), flat.any(1))
+    overall, _ = hook.masking.group_densities()
+    assert overall == pytest.approx(0.7, abs=0.02)
+    _assert_sparse(runner.model, hook.masking.masks)

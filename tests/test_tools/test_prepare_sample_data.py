@@ -192,3 +192,146 @@ def test_main_end_to_end(labelme_sdist, tmp_path, capsys):
     assert psd.main(args) == 1
     assert psd.main(args + ['--force']) == 0
     assert Image.open(ann_path).mode == 'L'
+
+
+# ----------------------------------------------------------------------
+# classification sample (Fashion-MNIST from Debian's package)
+# ----------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def fashion_mnist_deb():
+    value = os.environ.get('SLAK_MM_FASHION_MNIST_DEB')
+    if value:
+        if not Path(value).is_file():
+            pytest.skip(f'SLAK_MM_FASHION_MNIST_DEB={value} is not a file')
+        return Path(value)
+    cached = sorted(psd.default_cache_dir().glob(
+        f'{psd.FASHION_MNIST_PACKAGE}_*.deb'))
+    if not cached:
+        pytest.skip('dataset-fashion-mnist .deb not available locally: set '
+                    'SLAK_MM_FASHION_MNIST_DEB or run tools/'
+                    'prepare_sample_data.py --task cls once')
+    return cached[-1]
+
+
+def _idx(magic, shape, values):
+    header = magic.to_bytes(4, 'big') + b''.join(
+        n.to_bytes(4, 'big') for n in shape)
+    return header + bytes(values)
+
+
+def test_read_idx():
+    images = psd.read_idx(
+        _idx(psd.IDX_IMAGES_MAGIC, (2, 2, 3), range(12)),
+        psd.IDX_IMAGES_MAGIC)
+    assert images.shape == (2, 2, 3) and images.dtype == np.uint8
+    assert images[1, 0].tolist() == [6, 7, 8]
+    labels = psd.read_idx(
+        _idx(psd.IDX_LABELS_MAGIC, (3, ), [9, 0, 4]), psd.IDX_LABELS_MAGIC)
+    assert labels.tolist() == [9, 0, 4]
+    with pytest.raises(ValueError, match='magic'):
+        psd.read_idx(
+            _idx(psd.IDX_LABELS_MAGIC, (3, ), [1, 2, 3]),
+            psd.IDX_IMAGES_MAGIC)
+    with pytest.raises(ValueError, match='size'):
+        psd.read_idx(
+            _idx(psd.IDX_LABELS_MAGIC, (4, ), [1, 2, 3]),
+            psd.IDX_LABELS_MAGIC)
+
+
+def test_class_folders_sort_in_label_order():
+    names = [psd.class_dirname(i) for i in range(10)]
+    assert names[0] == '0_t_shirt_top' and names[9] == '9_ankle_boot'
+    assert sorted(names) == names
+    # classes 0..3 three times each, then 4..9 once
+    labels = np.array([3, 1, 3, 0, 1, 3, 2, 0, 2, 1, 0, 2, 4, 5, 6, 7, 8, 9])
+    assert psd.select_per_class(labels, 1) == [0, 1, 3, 6] + list(
+        range(12, 18))
+    with pytest.raises(ValueError, match='class 4 has only 1'):
+        psd.select_per_class(labels, 2)
+
+
+def test_cls_without_apt_fails_clearly(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(psd.shutil, 'which', lambda name: None)
+    with pytest.raises(RuntimeError, match='apt-get not found'):
+        psd.apt_download_deb(psd.FASHION_MNIST_PACKAGE, tmp_path)
+    args = [
+        '--task', 'cls', '--cls-out',
+        str(tmp_path / 'fm'), '--cache-dir',
+        str(tmp_path / 'cache')
+    ]
+    assert psd.main(args) == 1
+    assert '--fashion-mnist-deb' in capsys.readouterr().out
+    assert not (tmp_path / 'fm').exists()
+
+
+def test_cls_end_to_end(fashion_mnist_deb, tmp_path, capsys):
+    root = tmp_path / 'fm'
+    args = [
+        '--task', 'cls', '--cls-out',
+        str(root), '--fashion-mnist-deb',
+        str(fashion_mnist_deb)
+    ]
+    assert psd.main(args) == 0
+    stats = psd.validate_cls_dataset(root)
+    assert sum(stats['train'].values()) == 200
+    assert sum(stats['val'].values()) == 100
+    assert set(stats['train'].values()) == {20}
+    assert 'train: 200 images, 20 per class' in capsys.readouterr().out
+    lines = (root / 'meta' / 'train.txt').read_text().splitlines()
+    # the first training image of the official file is an ankle boot
+    assert lines[0] == '9_ankle_boot/train_00000.png 9'
+
+    # pixels are the official ones, grey replicated to RGB
+    with psd.tempfile.TemporaryDirectory() as tmp:
+        directory = psd.extract_deb(fashion_mnist_deb, Path(tmp))
+        images, labels, prefix = psd.load_fashion_mnist(directory, 'val')
+    assert (prefix, images.shape, labels.shape) == ('t10k', (10000, 28, 28),
+                                                    (10000, ))
+    first = (root / 'meta' / 'val.txt').read_text().splitlines()[0]
+    rel, label = first.split()
+    assert int(label) == int(labels[0])
+    png = np.array(Image.open(root / 'val' / rel))
+    assert png.shape == (28, 28, 3)
+    for channel in range(3):
+        assert np.array_equal(png[..., channel], images[0])
+
+    # a second run keeps the output; a broken one is reported, --force
+    # rebuilds it
+    path = root / 'val' / rel
+    mtime = path.stat().st_mtime_ns
+    assert psd.main(args) == 0
+    assert path.stat().st_mtime_ns == mtime
+    Image.open(path).convert('L').save(path)
+    assert psd.main(args) == 1
+    assert psd.main(args + ['--force']) == 0
+    assert Image.open(path).mode == 'RGB'
+
+
+def test_cls_sample_loads_in_mmpretrain(fashion_mnist_deb, tmp_path):
+    pytest.importorskip('mmpretrain')
+    from mmpretrain.datasets import CustomDataset
+    root = tmp_path / 'fm'
+    assert psd.main([
+        '--task', 'cls', '--cls-out',
+        str(root), '--fashion-mnist-deb',
+        str(fashion_mnist_deb), '--cls-train-per-class', '3',
+        '--cls-val-per-class', '2'
+    ]) == 0
+    with_ann = CustomDataset(
+        data_root=str(root),
+        ann_file='meta/train.txt',
+        data_prefix='train',
+        metainfo=dict(classes=psd.FASHION_MNIST_CLASSES))
+    scanned = CustomDataset(data_root=str(root), data_prefix='train')
+    assert len(with_ann) == len(scanned) == 30
+    by_path = {
+        info['img_path']: info['gt_label']
+        for info in scanned.load_data_list()
+    }
+    for info in with_ann.load_data_list():
+        # the folder scan assigns the same labels as the annotation file
+        assert by_path[info['img_path']] == info['gt_label']
+    val = CustomDataset(
+        data_root=str(root), ann_file='meta/val.txt', data_prefix='val')
+    assert sorted(int(i['gt_label']) for i in val.load_data_list()) == sorted(
+        list(range(10)) * 2)

@@ -14,6 +14,8 @@ from slak_mm.registry import HOOKS
 from slak_mm.sparse import (SparseMasking, erk_densities,
                             select_sparse_weights, snip_densities,
                             uniform_densities)
+from slak_mm.sparse.shiftwise import (PieceSparseMasking, piece_scores,
+                                      select_shiftwise_pieces)
 
 CHECKPOINT_KEY = 'sparse_training'
 
@@ -23,14 +25,15 @@ class _MaskedTrainingHook(Hook):
     optimizer step, masks saved in / restored from checkpoints, consistency
     across processes. Subclasses implement ``init_masks(runner)``."""
     priority = 'NORMAL'  # before LoggerHook and CheckpointHook
+    includes = ('all', 'large_kernels', 'shiftwise_pieces')
 
     def __init__(self,
                  include: str = 'all',
                  prefix: str = '',
                  enabled: bool = True,
                  check_consistency: bool = True) -> None:
-        if include not in ('all', 'large_kernels'):
-            raise ValueError(f"`include` must be 'all' or 'large_kernels', "
+        if include not in self.includes:
+            raise ValueError(f'`include` must be one of {self.includes}, '
                              f'got {include!r}.')
         self.include = include
         self.prefix = prefix
@@ -85,8 +88,13 @@ class _MaskedTrainingHook(Hook):
             runner.logger.info(f'{type(self).__name__} disabled.')
             return
         model = self._model(runner)
-        names = select_sparse_weights(model, self.include, self.prefix)
-        self.masking = SparseMasking(model, names)
+        if self.include == 'shiftwise_pieces':
+            # ShiftwiseConv: one mask bit per k x k piece (published SW)
+            names = select_shiftwise_pieces(model, self.prefix)
+            self.masking = PieceSparseMasking(model, names)
+        else:
+            names = select_sparse_weights(model, self.include, self.prefix)
+            self.masking = SparseMasking(model, names)
         if self._loaded is not None:
             state = {
                 n: m
@@ -187,8 +195,10 @@ class DynamicSparseHook(_MaskedTrainingHook):
             Defaults to 0.005.
         growth (str): ``'random'`` or ``'gradient'``. Defaults to
             ``'random'``.
-        include (str): ``'all'`` or ``'large_kernels'``. Defaults to
-            ``'all'``.
+        include (str): ``'all'``, ``'large_kernels'`` or
+            ``'shiftwise_pieces'`` (the k x k pieces of ShiftwiseConv layers,
+            one mask bit per piece, L1 pruning: the published SW setting).
+            Defaults to ``'all'``.
         prefix (str): Only weights whose name starts with it (e.g.
             ``'backbone.'``). Defaults to ''.
         erk_power_scale (float): Exponent for ``init='erk'``.
@@ -300,7 +310,10 @@ class DynamicSparseHook(_MaskedTrainingHook):
         for name, param in self.masking.params.items():
             grad = param.grad if param.grad is not None else \
                 torch.zeros_like(param)
-            scores[name] = (param.detach() * grad).abs()
+            score = (param.detach() * grad).abs()
+            if self.include == 'shiftwise_pieces':
+                score = piece_scores(score)
+            scores[name] = score
         model.zero_grad(set_to_none=True)
         with torch.no_grad():
             for name, buf in model.named_buffers():

@@ -35,6 +35,10 @@ class SLaKBlock(BaseModule):
         layer_scale_init_value (float): Initial value of ``gamma``; no layer
             scale when ``<= 0``. Defaults to 1e-6.
         with_cp (bool): Use gradient checkpointing. Defaults to False.
+        deploy (bool): Build the large kernel in deploy form (see
+            :class:`DecomposedLargeKernelConv`). Defaults to False.
+        fast_path (bool): Use the large kernel's fast path. Defaults to
+            True.
         init_cfg (dict, optional): Initialization config.
 
     Shape:
@@ -50,11 +54,18 @@ class SLaKBlock(BaseModule):
                  drop_path_rate: float = 0.,
                  layer_scale_init_value: float = 1e-6,
                  with_cp: bool = False,
+                 deploy: bool = False,
+                 fast_path: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.with_cp = with_cp
         self.large_kernel = DecomposedLargeKernelConv(
-            channels, kernel_size, small_kernel_size, norm_cfg=norm_cfg)
+            channels,
+            kernel_size,
+            small_kernel_size,
+            norm_cfg=norm_cfg,
+            deploy=deploy,
+            fast_path=fast_path)
         self.norm = nn.LayerNorm(channels, eps=1e-6)
         hidden = int(mlp_ratio * channels)
         self.pointwise_conv1 = nn.Linear(channels, hidden)
@@ -143,6 +154,17 @@ class SLaK(BaseModule):
             for ``(N, C, H, W)`` maps (dense prediction). Defaults to True.
         with_cp (bool): Gradient checkpointing in the blocks.
             Defaults to False.
+        deploy (bool): Build every large kernel directly in its
+            re-parameterized deploy form (BN folded, small kernel merged;
+            see :class:`DecomposedLargeKernelConv`), to load a checkpoint
+            converted by ``tools/model_converters/slak_reparameterize.py``.
+            Use :meth:`switch_to_deploy` to convert a trained model in
+            place. Defaults to False.
+        fast_path (bool): Use the large kernels' CPU fast path (orientation
+            choice, faster weight gradient, branches merged in eval mode;
+            exact up to float rounding, see ``docs/speed.md``). False runs
+            the official structure (three ``nn.Conv2d`` + BN per block).
+            Defaults to True.
         init_cfg (dict | list[dict], optional): Initialization config. Use
             ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``
             to load the backbone of a classification checkpoint.
@@ -188,6 +210,8 @@ class SLaK(BaseModule):
                  norm_eval: bool = False,
                  gap_before_final_norm: bool = True,
                  with_cp: bool = False,
+                 deploy: bool = False,
+                 fast_path: bool = True,
                  init_cfg: Optional[Union[dict, list]] = [
                      dict(
                          type='TruncNormal',
@@ -216,6 +240,8 @@ class SLaK(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.gap_before_final_norm = gap_before_final_norm
+        self.deploy = bool(deploy)
+        self.fast_path = bool(fast_path)
 
         self.downsample_layers = nn.ModuleList()
         self.downsample_layers.append(
@@ -247,7 +273,9 @@ class SLaK(BaseModule):
                         norm_cfg=norm_cfg,
                         drop_path_rate=dpr[block_idx + j],
                         layer_scale_init_value=layer_scale_init_value,
-                        with_cp=with_cp) for j in range(depth)
+                        with_cp=with_cp,
+                        deploy=deploy,
+                        fast_path=fast_path) for j in range(depth)
                 ]))
             block_idx += depth
 
@@ -366,6 +394,26 @@ class SLaK(BaseModule):
                 if isinstance(m, _BatchNorm):
                     m.eval()
         return self
+
+    def switch_to_deploy(self) -> None:
+        """Re-parameterize every large kernel into its deploy form, in place
+        (mmpretrain RepLKNet's convention).
+
+        Folds each branch's BN (running statistics) into its kernel and the
+        small kernel into the ``(K, s)`` kernel; the outputs in eval mode
+        are unchanged (up to float rounding). Idempotent.
+
+        Raises:
+            TypeError: If the large kernels use a norm other than BatchNorm
+                (``BN``/``SyncBN``), which cannot be folded.
+        """
+        large_kernels = [
+            m for m in self.modules()
+            if isinstance(m, DecomposedLargeKernelConv)
+        ]
+        for module in large_kernels:
+            module.switch_to_deploy()
+        self.deploy = True
 
     # ------------------------------------------------------------------
     # layer-wise learning-rate decay

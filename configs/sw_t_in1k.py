@@ -1,0 +1,61 @@
+# SW-T (ShiftWise v2 tiny) on ImageNet-1k, the published 300-epoch recipe
+# (ShiftwiseConv, arXiv 2401.12736; official README training command):
+# model ShiftWise_v2_tiny (depths [3, 3, 18, 3], channels [80, 160, 320,
+# 640]), kernels 51/49/47/13 + 3, width factor 1.0, ghost ratio 0.23,
+# N_path 2, N_rep 4, drop path 0.2; AdamW lr 4e-3, total batch 4096
+# (8 GPUs x 64 x --update_freq 8), 5 warm-up epochs + cosine, no model EMA;
+# the augmentation, loss and test pipeline of SLaK-T (the official
+# main.py is SLaK's). Published top-1: 83.39.
+#
+# Dynamic sparse training as published for SW: the k x k pieces of the SW
+# layers are masked (one bit per piece, L1 pruning), sparsity 0.3, SNIP
+# init, prune rate 0.3, random regrowth every 100 optimizer steps
+# (--sparse_type rep_coarse -u 100). Switch it off with
+# `--cfg-options custom_hooks.0.enabled=False`.
+_base_ = ['./slak_t_in1k.py']
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='slak_mm.ShiftWiseV2',
+        arch='tiny',
+        kernel_size=[51, 49, 47, 13, 3],
+        width_factor=1.0,
+        sw_cfg=dict(ghost_ratio=0.23, num_paths=2, num_reps=4),
+        norm_cfg=dict(type='BN', requires_grad=True),
+        drop_path_rate=0.2,
+        layer_scale_init_value=1e-6,
+        out_indices=-1,
+        gap_before_final_norm=True),
+    head=dict(in_channels=640))
+
+# 8 GPUs x 64 images x 8 accumulation steps = 4096
+train_dataloader = dict(batch_size=64)
+optim_wrapper = dict(accumulative_counts=8)
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=1e-6,
+        by_epoch=True,
+        begin=0,
+        end=5,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        eta_min=1e-6,
+        by_epoch=True,
+        begin=5,
+        end=300,
+        convert_to_iter_based=True),
+]
+# official --model_ema false: no EMAHook, only the sparse-training hook
+custom_hooks = [
+    dict(
+        type='slak_mm.DynamicSparseHook',
+        include='shiftwise_pieces',
+        prefix='backbone.',
+        sparsity=0.3,
+        init='snip',
+        update_interval=100,
+        prune_rate=0.3,
+        growth='random')
+]

@@ -1,0 +1,95 @@
+"""Smoke test of tools/analysis/benchmark.py on a toy architecture (speed
+itself is only measured by the script, never asserted)."""
+import json
+import os.path as osp
+import sys
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+TOY = dict(
+    slak=dict(
+        arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 16, 32]),
+        kernel_size=[7, 7, 5, 3, 3]),
+    convnext=dict(arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 16, 32])))
+
+
+def _import_benchmark():
+    sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis'))
+    try:
+        import benchmark
+    finally:
+        sys.path.pop(0)
+    return benchmark
+
+
+def test_benchmark_main_writes_json_and_markdown(tmp_path, capsys):
+    benchmark = _import_benchmark()
+    report = benchmark.main([
+        '--models', 'toy', '--batch-sizes', '1', '2', '--input-size', '64',
+        '--repeats', '1', '--warmup', '0', '--threads', '1', '--out-dir',
+        str(tmp_path), '--official-reference', '--breakdown'
+    ],
+                            extra_sizes=dict(toy=TOY))
+    assert report['json'] == str(tmp_path / 'benchmark.json')
+    with open(report['json']) as f:
+        data = json.load(f)
+    assert set(data) == {'environment', 'results', 'breakdown', 'targets'}
+    assert data['environment']['threads'] == 1
+    rows = {(r['model'], r['mode'], r['batch_size']): r
+            for r in data['results']}
+    expected = {(model, mode, batch)
+                for batch in (1, 2)
+                for model, mode in [('SLaK', 'train'), ('SLaK', 'eval'),
+                                    ('SLaK', 'deploy'), ('SLaK-official',
+                                                         'train'),
+                                    ('SLaK-official', 'eval'),
+                                    ('ConvNeXt', 'train'),
+                                    ('ConvNeXt', 'eval')]}
+    assert set(rows) == expected
+    for key, row in rows.items():
+        assert row['size'] == 'toy'
+        for field in ('median_ms', 'min_ms', 'images_per_s',
+                      'ratio_to_convnext', 'peak_memory_mb', 'times_ms'):
+            assert field in row, (key, field)
+        assert row['median_ms'] > 0 and len(row['times_ms']) == 1
+        if row['mode'] == 'train':
+            assert {'forward_ms', 'backward_ms', 'optimizer_ms'} <= set(row)
+    assert rows[('ConvNeXt', 'eval', 1)]['ratio_to_convnext'] == 1.0
+    # per-stage forward times, from forward hooks
+    stages = {(r['model'], r['mode'], r['batch_size']): r
+              for r in data['breakdown']}
+    assert set(stages) == {k for k in expected if k[1] != 'train'}
+    for row in stages.values():
+        assert row['total_ms'] > 0
+        for i in range(4):
+            for part in ('downsample', 'mixer', 'rest'):
+                assert f'stage{i}.{part}_ms' in row
+    # targets are checked for the published tiny size only
+    assert data['targets'] == []
+    markdown = (tmp_path / 'benchmark.md').read_text()
+    assert '| toy | SLaK | deploy | 2 |' in markdown
+    assert 'x ConvNeXt' in markdown and 'Forward per stage' in markdown
+    assert 'x ConvNeXt' in capsys.readouterr().out
+
+
+def test_benchmark_target_check_and_markdown():
+    benchmark = _import_benchmark()
+    rows = [
+        dict(size='tiny', model=m, mode=mode, batch_size=1, median_ms=ms)
+        for m, mode, ms in [('ConvNeXt', 'eval', 10.), ('ConvNeXt', 'train',
+                                                        30.),
+                            ('SLaK', 'eval', 11.), ('SLaK', 'deploy', 12.),
+                            ('SLaK', 'train', 60.)]
+    ]
+    for r in rows:
+        r['images_per_s'] = 1e3 / r['median_ms']
+        r['times_ms'] = [r['median_ms']] * 3
+    # paired per-round ratios: a slow round for both models cancels out
+    rows[-1].update(times_ms=[60., 120., 600.], median_ms=120.)
+    rows[1]['times_ms'] = [30., 60., 30.]
+    benchmark._add_ratios(rows)
+    checks = {c['target']: c for c in benchmark.check_targets(rows)}
+    assert checks['SLaK-T eval <= 1.2x ConvNeXt-T']['met']
+    assert not checks['SLaK-T deploy <= 1.1x ConvNeXt-T']['met']
+    assert checks['SLaK-T train <= 1.5x ConvNeXt-T']['ratio'] == 2.0
+    assert rows[-1]['ratio_of_medians'] == 4.0
