@@ -32,3 +32,20 @@ def ade20k_mini(shared_data):
     if not osp.isdir(root):
         pytest.skip(f'{root} not found')
     return root
+
+
+@pytest.fixture(scope='session')
+def voc2007_mini(shared_data):
+    root = osp.join(shared_data, 'voc2007_mini', 'VOCdevkit')
+    if not osp.isdir(osp.join(root, 'VOC2007')):
+        pytest.skip(f'{root}/VOC2007 not found')
+    return root
+
+
+@pytest.fixture(scope='session')
+def coco_mini(shared_data):
+    root = osp.join(shared_data, 'coco_mini')
+    if not osp.isfile(
+            osp.join(root, 'annotations', 'instances_val2017.json')):
+        pytest.skip(f'{root}/annotations not found')
+    return root
