@@ -56,6 +56,11 @@ def parse_args():
         help='also analyse mmpretrain ConvNeXt of this size')
     parser.add_argument('--reference-checkpoint',
                         help='checkpoint of the reference (mmpretrain)')
+    parser.add_argument(
+        '--layer-scale', type=float, default=None,
+        help='override layer_scale_init_value of both models; untrained '
+        'nets with the classification default 1e-6 have blocks that '
+        'contribute nothing, so their ERF is only the stem/downsample patch')
     parser.add_argument('--out-dir', default='work_dirs/erf')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
@@ -71,6 +76,8 @@ def build_backbone(args):
     backbone_cfg = cfg.model.backbone.copy()
     backbone_cfg.pop('init_cfg', None)
     backbone_cfg['gap_before_final_norm'] = False
+    if args.layer_scale is not None:
+        backbone_cfg['layer_scale_init_value'] = args.layer_scale
     backbone = MODELS.build(backbone_cfg)
     if args.checkpoint:
         load_checkpoint(
@@ -83,9 +90,12 @@ def build_backbone(args):
     return backbone
 
 
-def build_reference(arch, checkpoint=None):
+def build_reference(arch, checkpoint=None, layer_scale=None):
     from mmpretrain.models import ConvNeXt
-    model = ConvNeXt(arch=arch, out_indices=(3, ), gap_before_final_norm=False)
+    kwargs = {} if layer_scale is None else dict(
+        layer_scale_init_value=layer_scale)
+    model = ConvNeXt(
+        arch=arch, out_indices=(3, ), gap_before_final_norm=False, **kwargs)
     if checkpoint:
         load_checkpoint(
             model,
@@ -129,7 +139,7 @@ def main():
               build_backbone(args)}
     if args.reference:
         models[f'convnext_{args.reference}'] = build_reference(
-            args.reference, args.reference_checkpoint)
+            args.reference, args.reference_checkpoint, args.layer_scale)
 
     results, heatmaps = {}, {}
     for name, model in models.items():
