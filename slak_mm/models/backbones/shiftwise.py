@@ -276,7 +276,9 @@ class _ShiftWiseBase(SLaK):
         self._freeze_stages()
 
     def _build_downsample_layers(self, in_channels: int) -> nn.ModuleList:
-        raise NotImplementedError
+        """Stem and downsample layers: defined by ShiftWiseV1 / V2."""
+        raise TypeError(f'{type(self).__name__} is an abstract base: use '
+                        'ShiftWiseV1 or ShiftWiseV2.')
 
     def switch_to_deploy(self) -> None:
         """Merge the ``num_paths`` convs of every :class:`ShiftwiseConv`
