@@ -20,6 +20,7 @@ bash "$ROOT/tools/setup_env.sh"
 setup_done=$(date +%s)
 cd "$ROOT"
 PY="$VENV/bin/python"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 if [ $# -ge 1 ]; then
     DATA_ROOT="$1"

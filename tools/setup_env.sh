@@ -32,9 +32,11 @@ VPY="$VENV/bin/python"
 stamp="$VENV/.slak_mm_stamp"
 want="$(cat "$ROOT/requirements.txt" "$ROOT/requirements/tests.txt" \
         "$ROOT/tools/setup_env.sh" | sha1sum | cut -d' ' -f1)"
+# (slak_mm must be the editable install of THIS checkout)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-    && "$VPY" -c "import mmcv._ext, mmseg, mmdet, mmpretrain, slak_mm" \
-        2>/dev/null; then
+    && (cd / && "$VPY" -c "import mmcv._ext, mmseg, mmdet, mmpretrain, os, \
+slak_mm; assert os.path.dirname(os.path.dirname(os.path.realpath(\
+slak_mm.__file__))) == os.path.realpath('$ROOT')") 2>/dev/null; then
     log "environment up to date: $VENV"
     exit 0
 fi
