@@ -20,13 +20,7 @@ from mmpretrain.models.utils import GRN, LayerNorm2d
 
 from slak_mm.registry import MODELS
 from ..layers.shiftwise_conv import ShiftwiseConv
-from .slak import SLaK, SLaKBlock
-
-_DEFAULT_INIT_CFG = [
-    dict(type='TruncNormal', layer=['Conv2d', 'Linear'], std=.02, bias=0.),
-    dict(type='Constant', layer=['LayerNorm', 'LayerNorm2d'], val=1.,
-         bias=0.),
-]
+from .slak import DEFAULT_INIT_CFG, SLaK, SLaKBlock
 
 
 def _sw_kwargs(sw_cfg: Optional[dict]) -> dict:
@@ -206,9 +200,10 @@ class ShiftWiseV2Block(BaseModule):
 class _ShiftWiseBase(SLaK):
     """Shared construction of the SW backbones (SLaK's interface).
 
-    Subclasses define ``arch_settings``, ``_build_downsample_layers`` and
-    ``block_cls``. ``forward``, ``train`` / ``_freeze_stages``,
-    ``get_layer_depth`` and ``get_stage_depth`` are :class:`SLaK`'s.
+    Subclasses define ``arch_settings`` and ``block_cls`` (SW-v2 also its
+    own ``_build_downsample_layers``; SW-v1 keeps SLaK's). Construction,
+    ``forward``, ``train`` / ``_freeze_stages``, ``get_layer_depth`` and
+    ``get_stage_depth`` are :class:`SLaK`'s.
     """
     block_cls = ShiftWiseV1Block
 
@@ -226,59 +221,29 @@ class _ShiftWiseBase(SLaK):
                  norm_eval: bool = False,
                  gap_before_final_norm: bool = True,
                  with_cp: bool = False,
-                 init_cfg: Optional[Union[dict, list]] = _DEFAULT_INIT_CFG
+                 init_cfg: Optional[Union[dict, list]] = DEFAULT_INIT_CFG
                  ) -> None:
-        # SLaK.__init__ builds SLaK blocks; only its helpers are reused.
-        BaseModule.__init__(self, init_cfg=init_cfg)
-        self.arch = self._parse_arch(arch)
-        self.depths = list(self.arch['depths'])
-        self.num_stages = len(self.depths)
-        self.width_factor = width_factor
-        self.channels = [int(c * width_factor) for c in self.arch['channels']]
-        self.kernel_size = self._parse_kernel_size(kernel_size,
-                                                   self.num_stages)
-        self.out_indices = self._parse_out_indices(out_indices,
-                                                   self.num_stages)
-        if isinstance(frozen_stages, bool) or not isinstance(
-                frozen_stages, int) or \
-                not 0 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'`frozen_stages` must be an int in [0, '
-                             f'{self.num_stages}], got {frozen_stages!r}.')
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-        self.gap_before_final_norm = gap_before_final_norm
+        # read by _block_kwargs() while SLaK.__init__ builds the stages
         self.sw_cfg = _sw_kwargs(sw_cfg)
-        self.deploy = False
-        self.fast_path = False
+        super().__init__(
+            arch=arch,
+            in_channels=in_channels,
+            kernel_size=kernel_size,
+            width_factor=width_factor,
+            norm_cfg=norm_cfg,
+            drop_path_rate=drop_path_rate,
+            layer_scale_init_value=layer_scale_init_value,
+            out_indices=out_indices,
+            frozen_stages=frozen_stages,
+            norm_eval=norm_eval,
+            gap_before_final_norm=gap_before_final_norm,
+            with_cp=with_cp,
+            deploy=False,
+            fast_path=False,
+            init_cfg=init_cfg)
 
-        self.downsample_layers = self._build_downsample_layers(in_channels)
-        dpr = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
-        small = self.kernel_size[-1]
-        self.stages = nn.ModuleList()
-        block_idx = 0
-        for i, depth in enumerate(self.depths):
-            self.stages.append(
-                Sequential(*[
-                    self.block_cls(
-                        self.channels[i],
-                        self.kernel_size[i],
-                        small,
-                        sw_cfg=self.sw_cfg,
-                        norm_cfg=norm_cfg,
-                        drop_path_rate=dpr[block_idx + j],
-                        layer_scale_init_value=layer_scale_init_value,
-                        with_cp=with_cp) for j in range(depth)
-                ]))
-            block_idx += depth
-        for i in self.out_indices:
-            self.add_module(f'norm{i}',
-                            LayerNorm2d(self.channels[i], eps=1e-6))
-        self._freeze_stages()
-
-    def _build_downsample_layers(self, in_channels: int) -> nn.ModuleList:
-        """Stem and downsample layers: defined by ShiftWiseV1 / V2."""
-        raise TypeError(f'{type(self).__name__} is an abstract base: use '
-                        'ShiftWiseV1 or ShiftWiseV2.')
+    def _block_kwargs(self) -> dict:
+        return dict(sw_cfg=self.sw_cfg)
 
     def switch_to_deploy(self) -> None:
         """Merge the ``num_paths`` convs of every :class:`ShiftwiseConv`
@@ -335,44 +300,15 @@ class ShiftWiseV1(_ShiftWiseBase):
         - Output: tuple of ``(N, C_i)`` or ``(N, C_i, H / 2^(i+2),
           W / 2^(i+2))`` per ``out_indices`` entry.
     """
+    # SLaK's table (ConvNeXt depths / channels) plus the large variant
     arch_settings = {
-        'tiny': {
-            'depths': [3, 3, 9, 3],
-            'channels': [96, 192, 384, 768]
-        },
-        'small': {
-            'depths': [3, 3, 27, 3],
-            'channels': [96, 192, 384, 768]
-        },
-        'base': {
-            'depths': [3, 3, 27, 3],
-            'channels': [128, 256, 512, 1024]
-        },
-        'large': {
+        **SLaK.arch_settings, 'large': {
             'depths': [3, 3, 27, 3],
             'channels': [192, 384, 768, 1536]
-        },
+        }
     }
     arch_aliases = {'t': 'tiny', 's': 'small', 'b': 'base', 'l': 'large'}
     block_cls = ShiftWiseV1Block
-
-    def _build_downsample_layers(self, in_channels: int) -> nn.ModuleList:
-        layers = nn.ModuleList([
-            Sequential(
-                nn.Conv2d(
-                    in_channels, self.channels[0], kernel_size=4, stride=4),
-                LayerNorm2d(self.channels[0], eps=1e-6))
-        ])
-        for i in range(1, self.num_stages):
-            layers.append(
-                Sequential(
-                    LayerNorm2d(self.channels[i - 1], eps=1e-6),
-                    nn.Conv2d(
-                        self.channels[i - 1],
-                        self.channels[i],
-                        kernel_size=2,
-                        stride=2)))
-        return layers
 
 
 @MODELS.register_module()

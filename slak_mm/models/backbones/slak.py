@@ -13,6 +13,14 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from slak_mm.registry import MODELS
 from ..layers import DecomposedLargeKernelConv
 
+#: Initialisation of the official code: trunc-normal (std .02) conv / linear
+#: weights, zero biases; LayerNorms at 1 / 0.
+DEFAULT_INIT_CFG = [
+    dict(type='TruncNormal', layer=['Conv2d', 'Linear'], std=.02, bias=0.),
+    dict(type='Constant', layer=['LayerNorm', 'LayerNorm2d'], val=1.,
+         bias=0.),
+]
+
 
 class SLaKBlock(BaseModule):
     """One SLaK block.
@@ -196,6 +204,7 @@ class SLaK(BaseModule):
         },
     }
     arch_aliases = {'t': 'tiny', 's': 'small', 'b': 'base'}
+    block_cls = SLaKBlock
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -212,18 +221,8 @@ class SLaK(BaseModule):
                  with_cp: bool = False,
                  deploy: bool = False,
                  fast_path: bool = True,
-                 init_cfg: Optional[Union[dict, list]] = [
-                     dict(
-                         type='TruncNormal',
-                         layer=['Conv2d', 'Linear'],
-                         std=.02,
-                         bias=0.),
-                     dict(
-                         type='Constant',
-                         layer=['LayerNorm', 'LayerNorm2d'],
-                         val=1.,
-                         bias=0.),
-                 ]) -> None:
+                 init_cfg: Optional[Union[dict, list]] = DEFAULT_INIT_CFG
+                 ) -> None:
         super().__init__(init_cfg=init_cfg)
         self.arch = self._parse_arch(arch)
         self.depths = list(self.arch['depths'])
@@ -234,30 +233,18 @@ class SLaK(BaseModule):
                                                    self.num_stages)
         self.out_indices = self._parse_out_indices(out_indices,
                                                    self.num_stages)
-        if not 0 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'`frozen_stages` must be in [0, '
-                             f'{self.num_stages}], got {frozen_stages}.')
+        if isinstance(frozen_stages, bool) or not isinstance(
+                frozen_stages, int) or \
+                not 0 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'`frozen_stages` must be an int in [0, '
+                             f'{self.num_stages}], got {frozen_stages!r}.')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.gap_before_final_norm = gap_before_final_norm
         self.deploy = bool(deploy)
         self.fast_path = bool(fast_path)
 
-        self.downsample_layers = nn.ModuleList()
-        self.downsample_layers.append(
-            Sequential(
-                nn.Conv2d(
-                    in_channels, self.channels[0], kernel_size=4, stride=4),
-                LayerNorm2d(self.channels[0], eps=1e-6)))
-        for i in range(1, self.num_stages):
-            self.downsample_layers.append(
-                Sequential(
-                    LayerNorm2d(self.channels[i - 1], eps=1e-6),
-                    nn.Conv2d(
-                        self.channels[i - 1],
-                        self.channels[i],
-                        kernel_size=2,
-                        stride=2)))
+        self.downsample_layers = self._build_downsample_layers(in_channels)
 
         dpr = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
         small = self.kernel_size[-1]
@@ -266,7 +253,7 @@ class SLaK(BaseModule):
         for i, depth in enumerate(self.depths):
             self.stages.append(
                 Sequential(*[
-                    SLaKBlock(
+                    self.block_cls(
                         self.channels[i],
                         self.kernel_size[i],
                         small,
@@ -274,8 +261,7 @@ class SLaK(BaseModule):
                         drop_path_rate=dpr[block_idx + j],
                         layer_scale_init_value=layer_scale_init_value,
                         with_cp=with_cp,
-                        deploy=deploy,
-                        fast_path=fast_path) for j in range(depth)
+                        **self._block_kwargs()) for j in range(depth)
                 ]))
             block_idx += depth
 
@@ -284,6 +270,33 @@ class SLaK(BaseModule):
                             LayerNorm2d(self.channels[i], eps=1e-6))
 
         self._freeze_stages()
+
+    # ------------------------------------------------------------------
+    # construction hooks (overridden by the ShiftWise backbones)
+    # ------------------------------------------------------------------
+    def _build_downsample_layers(self, in_channels: int) -> nn.ModuleList:
+        """ConvNeXt stem (4x4 conv, stride 4, + LN) and downsample layers
+        (LN + 2x2 conv, stride 2)."""
+        layers = nn.ModuleList([
+            Sequential(
+                nn.Conv2d(
+                    in_channels, self.channels[0], kernel_size=4, stride=4),
+                LayerNorm2d(self.channels[0], eps=1e-6))
+        ])
+        for i in range(1, self.num_stages):
+            layers.append(
+                Sequential(
+                    LayerNorm2d(self.channels[i - 1], eps=1e-6),
+                    nn.Conv2d(
+                        self.channels[i - 1],
+                        self.channels[i],
+                        kernel_size=2,
+                        stride=2)))
+        return layers
+
+    def _block_kwargs(self) -> dict:
+        """Block arguments beyond the common ones."""
+        return dict(deploy=self.deploy, fast_path=self.fast_path)
 
     # ------------------------------------------------------------------
     # argument parsing
