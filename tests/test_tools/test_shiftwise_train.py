@@ -2,48 +2,17 @@
 (shared ADE20K-format sample), as test_train_test.py does for SLaK."""
 import glob
 import json
-import os
 import os.path as osp
-import subprocess
 import sys
 
 import slak_mm  # noqa: F401  (safe torch.load of mmengine checkpoints)
 from ..conftest import REPO_ROOT
+from ..tool_runs import data_root_options as _data_options
+from ..tool_runs import run_tool as _run
+from ..tool_runs import training_records as _scalars
 
 SW_MINI_CONFIG = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
                           'upernet_sw_mini_ade20k.py')
-
-
-def _data_options(root):
-    return [
-        f'{loader}.dataset.data_root={root}'
-        for loader in ('train_dataloader', 'val_dataloader',
-                       'test_dataloader')
-    ]
-
-
-def _run(args, cwd=REPO_ROOT, timeout=900):
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
-    proc = subprocess.run(
-        args,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-5000:]
-    return proc.stdout
-
-
-def _scalars(work_dir):
-    """Training records of the latest run in work_dir (LocalVisBackend)."""
-    files = sorted(
-        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')),
-        key=osp.getmtime)
-    assert files, f'no scalars.json under {work_dir}'
-    records = [json.loads(line) for line in open(files[-1])]
-    return [r for r in records if 'loss' in r]
 
 
 def test_sw_train_loss_decreases_and_test_reports_miou(
