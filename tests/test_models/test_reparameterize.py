@@ -5,6 +5,7 @@ import sys
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import load_checkpoint, save_checkpoint
@@ -106,6 +107,58 @@ def test_deploy_built_module_loads_switched_state():
         torch.testing.assert_close(built(x), expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize('stride', [1, 2])
+def test_undecomposed_kernel(stride):
+    """decompose=False: dense K x K + s x s branches (official
+    ``lkb_origin`` + ``small_conv``); fast path, plain modules and deploy
+    form (the small kernel merged at the centre) agree, in train and eval
+    mode."""
+    torch.manual_seed(0)
+    plain = DecomposedLargeKernelConv(
+        5, 11, 3, stride=stride, decompose=False, fast_path=False)
+    _randomize_bn(plain)
+    shapes = {n: tuple(t.shape) for n, t in plain.state_dict().items()}
+    assert shapes['branch_kxk.conv.weight'] == (5, 1, 11, 11)
+    assert shapes['branch_sxs.conv.weight'] == (5, 1, 3, 3)
+    assert not any(n.startswith(('branch_kxs', 'branch_sxk')) for n in shapes)
+    fast = DecomposedLargeKernelConv(5, 11, 3, stride=stride, decompose=False)
+    fast.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 5, 17, 14, requires_grad=True)
+    outs, grads = [], []
+    for m in (plain, fast):  # train mode: BN with batch statistics
+        out = m.train()(x)
+        outs.append(out)
+        grads.append(torch.autograd.grad((out * out).sum(), x)[0])
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-4, rtol=1e-5)
+    size = (17 - 1) // stride + 1, (14 - 1) // stride + 1
+    assert outs[0].shape == (2, 5) + size
+    # the dense branch is a plain centred K x K depthwise conv
+    branch = F.conv2d(x, plain.branch_kxk.conv.weight, None, stride, 5, 1, 5)
+    torch.testing.assert_close(
+        plain.branch_kxk.conv(x), branch, atol=1e-6, rtol=1e-6)
+    fast.eval()
+    with torch.no_grad():
+        reference = plain.eval()(x)
+        torch.testing.assert_close(fast(x), reference, atol=1e-5, rtol=1e-5)
+        fast.switch_to_deploy()
+        assert set(
+            fast.state_dict()) == {'reparam_kxk.weight', 'reparam_kxk.bias'}
+        torch.testing.assert_close(fast(x), reference, atol=1e-5, rtol=1e-5)
+        built = DecomposedLargeKernelConv(
+            5, 11, 3, stride=stride, decompose=False, deploy=True)
+        built.load_state_dict(fast.state_dict())
+        torch.testing.assert_close(built(x), reference, atol=1e-5, rtol=1e-5)
+    # the merged kernel: small kernel added at the centre
+    m = DecomposedLargeKernelConv(2, 7, 3, norm_cfg=None, decompose=False)
+    nn.init.ones_(m.branch_kxk.conv.weight)
+    nn.init.ones_(m.branch_sxs.conv.weight)
+    kxk, bias, none = m.merge_kernels()
+    expected_kernel = torch.ones(2, 1, 7, 7)
+    expected_kernel[:, :, 2:5, 2:5] += 1
+    assert torch.equal(kxk, expected_kernel) and none is None
+
+
 def test_group_norm_cannot_be_folded():
     m = DecomposedLargeKernelConv(
         4, 7, 3, norm_cfg=dict(type='GN', num_groups=2))
@@ -179,8 +232,8 @@ def test_converter_tool(config, toolbox, tmp_path):
     _randomize_bn(model)
     ckpt = str(tmp_path / 'trained.pth')
     out = str(tmp_path / 'deploy.pth')
-    save_checkpoint(dict(meta=dict(epoch=3), state_dict=model.state_dict()),
-                    ckpt)
+    save_checkpoint(
+        dict(meta=dict(epoch=3), state_dict=model.state_dict()), ckpt)
     converter.main([path, ckpt, out])
 
     cfg = Config.fromfile(path)
@@ -200,9 +253,8 @@ def test_converter_tool(config, toolbox, tmp_path):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     # a deploy config or a checkpoint of another model are refused
     with pytest.raises(ValueError, match='deploy form'):
-        converter.main([
-            path, ckpt, out, '--cfg-options', 'model.backbone.deploy=True'
-        ])
+        converter.main(
+            [path, ckpt, out, '--cfg-options', 'model.backbone.deploy=True'])
     with pytest.raises(RuntimeError):
         converter.main([path, out, str(tmp_path / 'again.pth')])
     # the default registry scope is left as it was (mmengine restores a

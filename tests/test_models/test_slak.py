@@ -221,5 +221,5 @@ def test_pretrained_without_matching_prefix_raises(tmp_path):
         kernel_size=MINI_KERNELS,
         init_cfg=dict(
             type='Pretrained', checkpoint=str(ckpt), prefix='backbone.'))
-    with pytest.raises(AssertionError, match='backbone.'):
+    with pytest.raises(ValueError, match='no key with prefix `backbone.`'):
         dst.init_weights()

@@ -11,14 +11,14 @@ from mmpretrain.models.utils import LayerNorm2d
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from slak_mm.registry import MODELS
+from slak_mm.utils.checkpoint import check_checkpoint_keys
 from ..layers import DecomposedLargeKernelConv
 
 #: Initialisation of the official code: trunc-normal (std .02) conv / linear
 #: weights, zero biases; LayerNorms at 1 / 0.
 DEFAULT_INIT_CFG = [
     dict(type='TruncNormal', layer=['Conv2d', 'Linear'], std=.02, bias=0.),
-    dict(type='Constant', layer=['LayerNorm', 'LayerNorm2d'], val=1.,
-         bias=0.),
+    dict(type='Constant', layer=['LayerNorm', 'LayerNorm2d'], val=1., bias=0.),
 ]
 
 
@@ -47,6 +47,8 @@ class SLaKBlock(BaseModule):
             :class:`DecomposedLargeKernelConv`). Defaults to False.
         fast_path (bool): Use the large kernel's fast path. Defaults to
             True.
+        decompose (bool): Strip decomposition of the large kernel; False
+            builds the dense ``K x K`` ablation. Defaults to True.
         init_cfg (dict, optional): Initialization config.
 
     Shape:
@@ -64,6 +66,7 @@ class SLaKBlock(BaseModule):
                  with_cp: bool = False,
                  deploy: bool = False,
                  fast_path: bool = True,
+                 decompose: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.with_cp = with_cp
@@ -73,7 +76,8 @@ class SLaKBlock(BaseModule):
             small_kernel_size,
             norm_cfg=norm_cfg,
             deploy=deploy,
-            fast_path=fast_path)
+            fast_path=fast_path,
+            decompose=decompose)
         self.norm = nn.LayerNorm(channels, eps=1e-6)
         hidden = int(mlp_ratio * channels)
         self.pointwise_conv1 = nn.Linear(channels, hidden)
@@ -173,6 +177,11 @@ class SLaK(BaseModule):
             exact up to float rounding, see ``docs/speed.md``). False runs
             the official structure (three ``nn.Conv2d`` + BN per block).
             Defaults to True.
+        decompose (bool): Decompose each ``K x K`` kernel into ``(K, s)`` +
+            ``(s, K)`` strips (SLaK). False builds dense ``K x K`` kernels
+            (+ the ``s x s`` branch), the undecomposed ablation of the
+            paper's Table 2 (official ``--Decom False``, ``lkb_origin``).
+            Defaults to True.
         init_cfg (dict | list[dict], optional): Initialization config. Use
             ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``
             to load the backbone of a classification checkpoint.
@@ -206,23 +215,24 @@ class SLaK(BaseModule):
     arch_aliases = {'t': 'tiny', 's': 'small', 'b': 'base'}
     block_cls = SLaKBlock
 
-    def __init__(self,
-                 arch: Union[str, dict] = 'tiny',
-                 in_channels: int = 3,
-                 kernel_size: Sequence[int] = (51, 49, 47, 13, 5),
-                 width_factor: float = 1.3,
-                 norm_cfg: dict = dict(type='BN'),
-                 drop_path_rate: float = 0.,
-                 layer_scale_init_value: float = 1e-6,
-                 out_indices: Union[int, Sequence[int]] = -1,
-                 frozen_stages: int = 0,
-                 norm_eval: bool = False,
-                 gap_before_final_norm: bool = True,
-                 with_cp: bool = False,
-                 deploy: bool = False,
-                 fast_path: bool = True,
-                 init_cfg: Optional[Union[dict, list]] = DEFAULT_INIT_CFG
-                 ) -> None:
+    def __init__(
+            self,
+            arch: Union[str, dict] = 'tiny',
+            in_channels: int = 3,
+            kernel_size: Sequence[int] = (51, 49, 47, 13, 5),
+            width_factor: float = 1.3,
+            norm_cfg: dict = dict(type='BN'),
+            drop_path_rate: float = 0.,
+            layer_scale_init_value: float = 1e-6,
+            out_indices: Union[int, Sequence[int]] = -1,
+            frozen_stages: int = 0,
+            norm_eval: bool = False,
+            gap_before_final_norm: bool = True,
+            with_cp: bool = False,
+            deploy: bool = False,
+            fast_path: bool = True,
+            decompose: bool = True,
+            init_cfg: Optional[Union[dict, list]] = DEFAULT_INIT_CFG) -> None:
         super().__init__(init_cfg=init_cfg)
         self.arch = self._parse_arch(arch)
         self.depths = list(self.arch['depths'])
@@ -243,6 +253,7 @@ class SLaK(BaseModule):
         self.gap_before_final_norm = gap_before_final_norm
         self.deploy = bool(deploy)
         self.fast_path = bool(fast_path)
+        self.decompose = bool(decompose)
 
         self.downsample_layers = self._build_downsample_layers(in_channels)
 
@@ -271,6 +282,26 @@ class SLaK(BaseModule):
 
         self._freeze_stages()
 
+    def init_weights(self) -> None:
+        """Initialize, after checking a ``Pretrained`` init_cfg's file.
+
+        mmengine's ``PretrainedInit`` loads with ``strict=False`` and only
+        warns; here a file whose keys (after ``prefix``) match none of the
+        backbone's, or that holds official SLaK key names, raises instead
+        (:func:`slak_mm.utils.check_checkpoint_keys`, which also logs the
+        missing / unexpected keys).
+
+        Raises:
+            ValueError: See :func:`slak_mm.utils.check_checkpoint_keys`.
+        """
+        init_cfg = self.init_cfg
+        if isinstance(init_cfg, dict) and \
+                init_cfg.get('type') == 'Pretrained' and \
+                not getattr(self, '_is_init', False):
+            check_checkpoint_keys(
+                self, init_cfg['checkpoint'], prefix=init_cfg.get('prefix'))
+        super().init_weights()
+
     # ------------------------------------------------------------------
     # construction hooks (overridden by the ShiftWise backbones)
     # ------------------------------------------------------------------
@@ -296,7 +327,10 @@ class SLaK(BaseModule):
 
     def _block_kwargs(self) -> dict:
         """Block arguments beyond the common ones."""
-        return dict(deploy=self.deploy, fast_path=self.fast_path)
+        return dict(
+            deploy=self.deploy,
+            fast_path=self.fast_path,
+            decompose=self.decompose)
 
     # ------------------------------------------------------------------
     # argument parsing
@@ -439,8 +473,7 @@ class SLaK(BaseModule):
     def get_layer_depth(self,
                         param_name: str,
                         prefix: str = '',
-                        max_layer_id: Optional[int] = None
-                        ) -> Tuple[int, int]:
+                        max_layer_id: Optional[int] = None) -> Tuple[int, int]:
         """Layer id of a parameter for layer-wise learning-rate decay.
 
         The ``layer_wise`` rule of ConvNeXt/BEiT that the official SLaK
@@ -489,7 +522,8 @@ class SLaK(BaseModule):
             layer_id = max_layer_id + 1
         return layer_id, max_layer_id + 2
 
-    def get_stage_depth(self, param_name: str,
+    def get_stage_depth(self,
+                        param_name: str,
                         prefix: str = '') -> Optional[int]:
         """Stage id of a parameter for ``stage_wise`` learning-rate decay.
 

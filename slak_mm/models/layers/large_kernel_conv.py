@@ -196,8 +196,8 @@ def depthwise_conv2d_same(x: torch.Tensor,
                         x.shape[1])
     transpose = kw > kh
     needs_grad = torch.is_grad_enabled() and (
-        x.requires_grad or weight.requires_grad
-        or (bias is not None and bias.requires_grad))
+        x.requires_grad or weight.requires_grad or
+        (bias is not None and bias.requires_grad))
     if needs_grad:
         return _DepthwiseConv2dSame.apply(x, weight, bias, stride, transpose)
     if not transpose:
@@ -211,9 +211,9 @@ def depthwise_conv2d_same(x: torch.Tensor,
 # ----------------------------------------------------------------------
 # BN folding
 # ----------------------------------------------------------------------
-def fuse_conv_bn(weight: torch.Tensor,
-                 norm: Optional[nn.Module]) -> Tuple[torch.Tensor,
-                                                     torch.Tensor]:
+def fuse_conv_bn(
+        weight: torch.Tensor,
+        norm: Optional[nn.Module]) -> Tuple[torch.Tensor, torch.Tensor]:
     """Fold an eval-mode BatchNorm that follows a bias-free conv.
 
     ``BN(conv(x, W)) = conv(x, W * s) + (beta - mean * s)`` with
@@ -274,6 +274,11 @@ class DecomposedLargeKernelConv(BaseModule):
     is expressed by exact zeros in them, maintained by the sparse-training
     hook.
 
+    With ``decompose=False`` the module is the paper's undecomposed
+    baseline (Table 2 ablations; official ``Decom=False``, parameter
+    ``lkb_origin``): one dense ``K x K`` depthwise branch ``branch_kxk``
+    plus ``branch_sxs``.
+
     **Deploy form** (mmpretrain RepLKNet's ``switch_to_deploy``
     convention): each branch's BN is folded into its kernel, and the
     ``(s, s)`` kernel, zero-padded to ``(K, s)`` (centred, all sizes odd),
@@ -289,7 +294,10 @@ class DecomposedLargeKernelConv(BaseModule):
       ``(C, 1, s, s)``;
     - deploy form: ``reparam_kxs.weight`` ``(C, 1, K, s)`` (with the small
       kernel added), ``reparam_kxs.bias`` ``(C,)`` (the sum of the three
-      folded biases) and ``reparam_sxk.weight`` ``(C, 1, s, K)`` (no bias).
+      folded biases) and ``reparam_sxk.weight`` ``(C, 1, s, K)`` (no bias);
+    - without decomposition: ``branch_kxk.conv.weight`` ``(C, 1, K, K)``,
+      ``branch_kxk.bn.*`` and ``branch_sxs``; deploy form
+      ``reparam_kxk.weight`` ``(C, 1, K, K)`` and ``reparam_kxk.bias``.
 
     The deploy form computes, in any mode, what the train form computes in
     eval mode (running statistics); calling it in training mode works and
@@ -320,6 +328,9 @@ class DecomposedLargeKernelConv(BaseModule):
             converted by ``tools/model_converters/slak_reparameterize.py``).
             Defaults to False.
         fast_path (bool): Use the fast path. Defaults to True.
+        decompose (bool): Decompose the ``K x K`` kernel into the two strips
+            (SLaK). False builds the dense ``K x K`` branch of the
+            undecomposed ablation. Defaults to True.
         init_cfg (dict, optional): Initialization config. Defaults to None.
 
     Raises:
@@ -341,6 +352,7 @@ class DecomposedLargeKernelConv(BaseModule):
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  deploy: bool = False,
                  fast_path: bool = True,
+                 decompose: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if isinstance(channels, bool) or not isinstance(channels, int) \
@@ -363,11 +375,11 @@ class DecomposedLargeKernelConv(BaseModule):
         self.stride = stride
         self.deploy = bool(deploy)
         self.fast_path = bool(fast_path)
+        self.decompose = bool(decompose)
 
         k, s = kernel_size, small_kernel_size
         if self.deploy:
-            self.reparam_kxs = self._deploy_conv(k, s, bias=True)
-            self.reparam_sxk = self._deploy_conv(s, k, bias=False)
+            self._build_deploy_convs()
             return
 
         def branch(kh: int, kw: int) -> ConvModule:
@@ -382,9 +394,20 @@ class DecomposedLargeKernelConv(BaseModule):
                 norm_cfg=norm_cfg,
                 act_cfg=None)
 
-        self.branch_kxs = branch(k, s)
-        self.branch_sxk = branch(s, k)
+        if self.decompose:
+            self.branch_kxs = branch(k, s)
+            self.branch_sxk = branch(s, k)
+        else:
+            self.branch_kxk = branch(k, k)
         self.branch_sxs = branch(s, s) if s < k else None
+
+    def _build_deploy_convs(self) -> None:
+        k, s = self.kernel_size, self.small_kernel_size
+        if self.decompose:
+            self.reparam_kxs = self._deploy_conv(k, s, bias=True)
+            self.reparam_sxk = self._deploy_conv(s, k, bias=False)
+        else:
+            self.reparam_kxk = self._deploy_conv(k, k, bias=True)
 
     def _deploy_conv(self, kh: int, kw: int, bias: bool) -> nn.Conv2d:
         return nn.Conv2d(
@@ -397,10 +420,12 @@ class DecomposedLargeKernelConv(BaseModule):
             bias=bias)
 
     def _branches(self) -> list:
-        return [
-            b for b in (self.branch_kxs, self.branch_sxk, self.branch_sxs)
-            if b is not None
-        ]
+        names = ('branch_kxs', 'branch_sxk') if self.decompose else \
+            ('branch_kxk', )
+        branches = [getattr(self, name) for name in names]
+        if self.branch_sxs is not None:
+            branches.append(self.branch_sxs)
+        return branches
 
     def _norms_in_eval(self) -> bool:
         """Whether every branch norm computes with running statistics."""
@@ -413,15 +438,17 @@ class DecomposedLargeKernelConv(BaseModule):
                 return False
         return True
 
-    def merge_kernels(self) -> Tuple[torch.Tensor, torch.Tensor,
-                                     torch.Tensor]:
+    def merge_kernels(
+            self) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         """The deploy kernels of the train form (BN running statistics).
 
         Returns:
-            tuple[torch.Tensor, torch.Tensor, torch.Tensor]: The ``(K, s)``
-            kernel with the zero-padded ``(s, s)`` kernel added,
+            tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]: The
+            ``(K, s)`` kernel with the zero-padded ``(s, s)`` kernel added,
             ``(C, 1, K, s)``; the sum of the three folded biases, ``(C,)``;
             the ``(s, K)`` kernel, ``(C, 1, s, K)``. Differentiable.
+            Without decomposition: the ``(K, K)`` kernel with the
+            ``(s, s)`` kernel added at its centre, the summed bias, None.
 
         Raises:
             RuntimeError: If the module is already in deploy form.
@@ -436,15 +463,21 @@ class DecomposedLargeKernelConv(BaseModule):
             return fuse_conv_bn(branch.conv.weight,
                                 branch.norm if branch.with_norm else None)
 
-        kxs_weight, kxs_bias = fold(self.branch_kxs)
-        sxk_weight, sxk_bias = fold(self.branch_sxk)
-        bias = kxs_bias + sxk_bias
+        rows = (self.kernel_size - self.small_kernel_size) // 2
+        if self.decompose:
+            main_weight, bias = fold(self.branch_kxs)
+            sxk_weight, sxk_bias = fold(self.branch_sxk)
+            bias = bias + sxk_bias
+            small_pad = (0, 0, rows, rows)
+        else:
+            main_weight, bias = fold(self.branch_kxk)
+            sxk_weight = None
+            small_pad = (rows, rows, rows, rows)
         if self.branch_sxs is not None:
             sxs_weight, sxs_bias = fold(self.branch_sxs)
-            rows = (self.kernel_size - self.small_kernel_size) // 2
-            kxs_weight = kxs_weight + F.pad(sxs_weight, (0, 0, rows, rows))
+            main_weight = main_weight + F.pad(sxs_weight, small_pad)
             bias = bias + sxs_bias
-        return kxs_weight, bias, sxk_weight
+        return main_weight, bias, sxk_weight
 
     @torch.no_grad()
     def switch_to_deploy(self) -> None:
@@ -458,18 +491,18 @@ class DecomposedLargeKernelConv(BaseModule):
         """
         if self.deploy:
             return
-        kxs_weight, bias, sxk_weight = self.merge_kernels()
-        k, s = self.kernel_size, self.small_kernel_size
-        reparam_kxs = self._deploy_conv(k, s, bias=True)
-        reparam_sxk = self._deploy_conv(s, k, bias=False)
-        reparam_kxs.to(kxs_weight)
-        reparam_sxk.to(sxk_weight)
-        reparam_kxs.weight.copy_(kxs_weight)
-        reparam_kxs.bias.copy_(bias)
-        reparam_sxk.weight.copy_(sxk_weight)
-        del self.branch_kxs, self.branch_sxk, self.branch_sxs
-        self.reparam_kxs = reparam_kxs
-        self.reparam_sxk = reparam_sxk
+        main_weight, bias, sxk_weight = self.merge_kernels()
+        for name in ('branch_kxs', 'branch_sxk', 'branch_kxk', 'branch_sxs'):
+            if hasattr(self, name):
+                delattr(self, name)
+        self._build_deploy_convs()
+        main = self.reparam_kxs if self.decompose else self.reparam_kxk
+        main.to(main_weight)
+        main.weight.copy_(main_weight)
+        main.bias.copy_(bias)
+        if sxk_weight is not None:
+            self.reparam_sxk.to(sxk_weight)
+            self.reparam_sxk.weight.copy_(sxk_weight)
         self.deploy = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -482,18 +515,20 @@ class DecomposedLargeKernelConv(BaseModule):
             torch.Tensor: Output of shape ``(N, C, H_out, W_out)``.
         """
         if self.deploy:
+            main = self.reparam_kxs if self.decompose else self.reparam_kxk
             if not self.fast_path:
-                return self.reparam_kxs(x) + self.reparam_sxk(x)
-            kxs_weight = self.reparam_kxs.weight
-            bias = self.reparam_kxs.bias
-            sxk_weight = self.reparam_sxk.weight
+                out = main(x)
+                return out + self.reparam_sxk(x) if self.decompose else out
+            main_weight, bias = main.weight, main.bias
+            sxk_weight = self.reparam_sxk.weight if self.decompose else None
         elif not self.fast_path:
-            out = self.branch_kxs(x) + self.branch_sxk(x)
-            if self.branch_sxs is not None:
-                out = out + self.branch_sxs(x)
+            out = None
+            for branch in self._branches():
+                y = branch(x)
+                out = y if out is None else out + y
             return out
         elif self._norms_in_eval():
-            kxs_weight, bias, sxk_weight = self.merge_kernels()
+            main_weight, bias, sxk_weight = self.merge_kernels()
         else:
             out = None
             for branch in self._branches():
@@ -503,11 +538,14 @@ class DecomposedLargeKernelConv(BaseModule):
                     y = branch.norm(y)
                 out = y if out is None else out + y
             return out
-        out = depthwise_conv2d_same(x, kxs_weight, bias, self.stride)
+        out = depthwise_conv2d_same(x, main_weight, bias, self.stride)
+        if sxk_weight is None:
+            return out
         return out + depthwise_conv2d_same(x, sxk_weight, None, self.stride)
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, kernel_size={self.kernel_size}, '
                 f'small_kernel_size={self.small_kernel_size}, '
-                f'stride={self.stride}, deploy={self.deploy}, '
+                f'stride={self.stride}, decompose={self.decompose}, '
+                f'deploy={self.deploy}, '
                 f'fast_path={self.fast_path}')
