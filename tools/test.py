@@ -6,6 +6,10 @@ Examples::
     python tools/test.py CONFIG ckpt.pth --show-dir vis   # overlays as PNG
     tools/dist_test.sh CONFIG ckpt.pth 8
 
+The checkpoint's keys are checked against the model first: a file whose
+keys match none of the model's (e.g. an unconverted official SLaK file,
+weights under ``model``) is an error, not a warning.
+
 ``--out``: mmseg: a directory of predicted label maps (PNG); mmdet: a
 ``.pkl`` of the raw results; mmpretrain: a ``.pkl`` of the predictions.
 """
@@ -17,7 +21,8 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from slak_mm.utils import setup_cpu_distributed, setup_toolbox
+from slak_mm.utils import (check_checkpoint_keys, setup_cpu_distributed,
+                           setup_toolbox)
 
 
 def parse_args():
@@ -134,6 +139,10 @@ def main():
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
+    # mmengine loads with strict=False and only warns on mismatched keys:
+    # fail on a file that matches nothing (or is an unconverted official
+    # SLaK file), and log the missing / unexpected keys
+    check_checkpoint_keys(runner.model, args.checkpoint, logger=runner.logger)
     runner.test()
 
 

@@ -1,0 +1,441 @@
+"""Conversion of the official SLaK checkpoints (VITA-Group/SLaK) to slak_mm.
+
+Three kinds of released files are handled (``DESIGN.md`` §1, checked
+against the official ``models/SLaK.py``, ``segmentation/slak.py`` and
+``detection/slak.py``):
+
+- **classification** (``main.py`` of the official repository): a dict with
+  the weights under ``model`` (and ``model_ema`` when EMA was kept), plus
+  ``optimizer``, ``epoch``, ``args`` (an ``argparse.Namespace``) ...;
+  network keys ``downsample_layers.*``, ``stages.i.j.*``, ``norm.*``
+  (final LayerNorm after pooling) and ``head.*`` (linear classifier);
+- **segmentation** (mmseg 0.x UperNet) and **detection** (mmdet 2.x
+  Cascade Mask R-CNN): ``state_dict`` with ``backbone.*`` (output norms
+  ``backbone.norm0..3``), ``decode_head.*`` / ``auxiliary_head.*`` or
+  ``neck.*`` / ``rpn_head.*`` / ``roi_head.*``, and ``meta``.
+
+Backbone renames (official -> slak_mm, see :class:`slak_mm.SLaK`):
+
+================================  =======================================
+official                          slak_mm
+================================  =======================================
+``large_kernel.LoRA1`` /          ``large_kernel.branch_kxs`` (``(K, s)``)
+``large_kernel.Decom1``
+``large_kernel.LoRA2`` /          ``large_kernel.branch_sxk`` (``(s, K)``)
+``large_kernel.Decom2``
+``large_kernel.lkb_origin``       ``large_kernel.branch_kxk`` (``K x K``,
+                                  backbone ``decompose=False``)
+``large_kernel.small_conv``       ``large_kernel.branch_sxs``
+``large_kernel.lkb_reparam``      ``large_kernel.reparam_kxk`` (deploy,
+                                  ``decompose=False``)
+``pwconv1`` / ``pwconv2``         ``pointwise_conv1`` / ``pointwise_conv2``
+``norm`` (classification, final)  ``backbone.norm3``
+``head``                          ``head.fc``
+================================  =======================================
+
+The ``conv`` / ``bn`` children of a branch keep their names (slak_mm's
+branches are mmcv ``ConvModule`` s whose BN is called ``bn``). The head and
+neck keys of the mmseg 0.x ``UPerHead`` / ``FCNHead`` and of the mmdet 2.x
+``FPN`` / ``RPNHead`` / ``ConvFCBBoxHead`` / ``FCNMaskHead`` are the same
+in mmseg 1.x / mmdet 3.x (both toolboxes reuse their 0.x / 2.x model-zoo
+files for these models), so :data:`HEAD_KEY_RENAMES` is empty for them and
+those keys are copied as they are; :func:`convert_state_dict` still
+checks every output key against the target model's keys in the tests.
+
+Sparsity is stored as exact zeros in the weights; the conversion copies
+tensors unchanged (values, dtypes, zeros), so the zero pattern that
+:class:`slak_mm.StaticSparseHook` keeps during fine-tuning survives.
+"""
+import argparse
+import re
+from collections import OrderedDict
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+#: The official large-kernel branch names and their slak_mm names.
+BRANCH_RENAMES = {
+    'LoRA1': 'branch_kxs',
+    'LoRA2': 'branch_sxk',
+    'Decom1': 'branch_kxs',
+    'Decom2': 'branch_sxk',
+    'lkb_origin': 'branch_kxk',
+    'small_conv': 'branch_sxs',
+    'lkb_reparam': 'reparam_kxk',
+}
+
+#: Historical key variants of the official large kernel: the branch names
+#: that identify each.
+KERNEL_KEY_VARIANTS = {
+    'LoRA': ('LoRA1', 'LoRA2'),
+    'Decom': ('Decom1', 'Decom2'),
+    'lkb_origin': ('lkb_origin', ),
+    'lkb_reparam': ('lkb_reparam', ),
+}
+
+#: Renames of head / neck keys between mmseg 0.x and 1.x and between mmdet
+#: 2.x and 3.x for the heads of the published SLaK models (a regular
+#: expression on the full key and its replacement). Empty: UPerHead,
+#: FCNHead, FPN, RPNHead, ConvFCBBoxHead and FCNMaskHead kept their
+#: parameter names.
+HEAD_KEY_RENAMES: List[Tuple[str, str]] = []
+
+#: What the official files hold per task: (prefix of the backbone keys,
+#: prefixes of the other keys that are copied).
+TASKS = {
+    'cls': ('', ('head.', 'norm.')),
+    'seg': ('backbone.', ('decode_head.', 'auxiliary_head.')),
+    'det': ('backbone.', ('neck.', 'rpn_head.', 'roi_head.')),
+}
+
+_BLOCK_KEY = re.compile(r'^(stages\.\d+\.\d+\.)(.+)$')
+_BACKBONE_TOP = ('downsample_layers.', 'stages.')
+
+
+class OfficialCheckpointError(ValueError):
+    """An official checkpoint that cannot be converted as asked."""
+
+
+def load_official_checkpoint(path: str, unsafe_load: bool = False) -> dict:
+    """Load an official SLaK checkpoint file on the CPU.
+
+    The classification files pickle the training ``args`` as an
+    ``argparse.Namespace``. By default the file is read with
+    ``torch.load(weights_only=True)`` with ``argparse.Namespace`` added to
+    the allow-list for this call only (a Namespace just stores attributes;
+    anything else that is not a tensor or a plain container still fails).
+    ``unsafe_load=True`` uses ``weights_only=False``, which can execute
+    arbitrary code from the file: only for files from a trusted source.
+
+    Args:
+        path (str): Checkpoint path.
+        unsafe_load (bool): Unpickle everything (trusted files only).
+            Defaults to False.
+
+    Returns:
+        dict: The checkpoint.
+
+    Raises:
+        OfficialCheckpointError: If the safe loader refuses the file (the
+            message names the object and the ``--unsafe-load`` opt-in), or
+            the file does not hold a dict.
+    """
+    if unsafe_load:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=False)
+    else:
+        try:
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                checkpoint = torch.load(
+                    path, map_location='cpu', weights_only=True)
+        except Exception as err:  # UnpicklingError, RuntimeError
+            raise OfficialCheckpointError(
+                f'{path}: the safe loader (weights_only=True, allow-list: '
+                f'argparse.Namespace) refused the file: {err}\nIf the file '
+                'comes from a trusted source, pass --unsafe-load '
+                '(torch.load weights_only=False).') from err
+    if not isinstance(checkpoint, dict):
+        raise OfficialCheckpointError(
+            f'{path}: expected a dict checkpoint, got '
+            f'{type(checkpoint).__name__}.')
+    return checkpoint
+
+
+def select_weights(checkpoint: dict, key: str = 'auto') -> Tuple[str, dict]:
+    """Pick the weight dict of an official checkpoint.
+
+    Args:
+        checkpoint (dict): As loaded by :func:`load_official_checkpoint`.
+        key (str): ``'model'``, ``'model_ema'``, ``'state_dict'``, or
+            ``'auto'``: the first of ``state_dict``, ``model`` present.
+            Defaults to ``'auto'``.
+
+    Returns:
+        tuple[str, dict]: The key used and its ``{name: tensor}`` dict (a
+        leading ``module.`` of DDP-saved files removed).
+
+    Raises:
+        OfficialCheckpointError: If the key is missing (the message lists
+            the checkpoint's top-level keys) or holds no tensors.
+    """
+    if key == 'auto':
+        key = next((k for k in ('state_dict', 'model') if k in checkpoint),
+                   None)
+        if key is None:
+            raise OfficialCheckpointError(
+                'found neither `state_dict` (segmentation / detection) nor '
+                '`model` (classification) in the checkpoint; top-level '
+                f'keys: {sorted(checkpoint)}.')
+    if key not in checkpoint:
+        raise OfficialCheckpointError(
+            f'the checkpoint has no `{key}` entry; top-level keys: '
+            f'{sorted(checkpoint)}.')
+    weights = checkpoint[key]
+    if not isinstance(weights, dict) or not any(
+            isinstance(v, torch.Tensor) for v in weights.values()):
+        raise OfficialCheckpointError(f'checkpoint[{key!r}] holds no tensors.')
+    if all(k.startswith('module.') for k in weights):
+        weights = OrderedDict(
+            (k[len('module.'):], v) for k, v in weights.items())
+    return key, weights
+
+
+def detect_kernel_variant(weights: Dict[str, torch.Tensor]) -> str:
+    """Which historical key variant the large kernels use.
+
+    Args:
+        weights (dict): Official weights.
+
+    Returns:
+        str: One of :data:`KERNEL_KEY_VARIANTS` (``'LoRA'``, ``'Decom'``,
+        ``'lkb_origin'``, ``'lkb_reparam'``).
+
+    Raises:
+        OfficialCheckpointError: If no large-kernel key is found, or the
+            variants are mixed.
+    """
+    found = set()
+    for name in weights:
+        match = re.search(r'\.large_kernel\.([^.]+)\.', name)
+        if match is None:
+            continue
+        for variant, branches in KERNEL_KEY_VARIANTS.items():
+            if match.group(1) in branches:
+                found.add(variant)
+    if not found:
+        raise OfficialCheckpointError(
+            'no official large-kernel key found: expected keys like '
+            '`stages.0.0.large_kernel.LoRA1.conv.weight` (also `Decom1`, '
+            '`lkb_origin`, `lkb_reparam`; prefixed by `backbone.` in '
+            'segmentation / detection files).')
+    if len(found) > 1:
+        raise OfficialCheckpointError(
+            f'mixed large-kernel key variants {sorted(found)} in one file.')
+    return found.pop()
+
+
+def convert_backbone_key(name: str) -> str:
+    """Rename one official backbone key (without any ``backbone.`` prefix).
+
+    Raises:
+        OfficialCheckpointError: For a key outside the official layout.
+    """
+    if name.startswith('downsample_layers.') or re.match(r'^norm\d+\.', name):
+        return name
+    match = _BLOCK_KEY.match(name)
+    if match is None:
+        raise OfficialCheckpointError(
+            f'unexpected backbone key `{name}` (official keys start with '
+            '`downsample_layers.`, `stages.` or `norm<i>.`).')
+    block, rest = match.groups()
+    parts = rest.split('.')
+    if parts[0] == 'large_kernel' and len(parts) > 1:
+        if parts[1] not in BRANCH_RENAMES:
+            raise OfficialCheckpointError(
+                f'unknown large-kernel branch `{parts[1]}` in `{name}`; '
+                f'known: {sorted(BRANCH_RENAMES)}.')
+        parts[1] = BRANCH_RENAMES[parts[1]]
+    elif parts[0] in ('pwconv1', 'pwconv2'):
+        parts[0] = 'pointwise_conv' + parts[0][-1]
+    elif parts[0] not in ('norm', 'gamma'):
+        raise OfficialCheckpointError(
+            f'unexpected block key `{name}` (official block children: '
+            'large_kernel, norm, pwconv1, pwconv2, gamma).')
+    return block + '.'.join(parts)
+
+
+def _rename_head_key(name: str) -> str:
+    for pattern, replacement in HEAD_KEY_RENAMES:
+        name = re.sub(pattern, replacement, name)
+    return name
+
+
+def convert_state_dict(
+        weights: Dict[str, torch.Tensor],
+        task: str) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
+    """Convert official SLaK weights to a slak_mm model's state dict.
+
+    Args:
+        weights (dict): Official weights (see :func:`select_weights`).
+        task (str): ``'cls'`` (mmpretrain ``ImageClassifier``: output keys
+            ``backbone.*`` and ``head.fc.*``), ``'seg'`` (mmseg
+            ``EncoderDecoder``) or ``'det'`` (mmdet ``CascadeRCNN``).
+
+    Returns:
+        tuple[OrderedDict, dict]: The converted state dict, and a summary:
+        ``variant`` (see :func:`detect_kernel_variant`), ``num_tensors``,
+        ``num_backbone``, ``num_other``, ``dropped`` (official keys with no
+        counterpart, e.g. ``num_batches_tracked`` never is; the official
+        classification ``head`` is kept), ``density`` (non-zero fraction of
+        the backbone's conv / linear weights, 2-D and 4-D) and
+        ``large_kernel_density`` (the same over the large-kernel convs).
+
+    Raises:
+        OfficialCheckpointError: For an unknown task, weights with no key
+            of the expected layout (the message names the expected prefix
+            and an example key), or keys outside the official layout.
+    """
+    if task not in TASKS:
+        raise OfficialCheckpointError(
+            f'unknown task {task!r}; choose from {sorted(TASKS)}.')
+    prefix, other_prefixes = TASKS[task]
+    backbone_keys = [
+        k for k in weights
+        if k.startswith(prefix) and k[len(prefix):].startswith(_BACKBONE_TOP +
+                                                               ('norm', ))
+    ]
+    if not any(k[len(prefix):].startswith('stages.') for k in backbone_keys):
+        example = f'{prefix}stages.0.0.large_kernel.LoRA1.conv.weight'
+        raise OfficialCheckpointError(
+            f'no official SLaK {task} key found: expected keys starting '
+            f'with `{prefix}stages.` (e.g. `{example}`); the first keys '
+            f'are {list(weights)[:5]}. Weights nested under another entry '
+            '(e.g. `model`) must be selected with --key.')
+    variant = detect_kernel_variant(weights)
+
+    converted = OrderedDict()
+    dropped = []
+    nonzero = total = lk_nonzero = lk_total = 0
+    for name, tensor in weights.items():
+        if name in backbone_keys:
+            inner = name[len(prefix):]
+            if task == 'cls' and inner.startswith('norm.'):
+                new = 'backbone.norm3.' + inner[len('norm.'):]
+            else:
+                new = 'backbone.' + convert_backbone_key(inner)
+            if tensor.dim() in (2, 4) and tensor.is_floating_point():
+                count = int(torch.count_nonzero(tensor))
+                nonzero += count
+                total += tensor.numel()
+                if '.large_kernel.' in new:
+                    lk_nonzero += count
+                    lk_total += tensor.numel()
+        elif task == 'cls' and name.startswith('head.'):
+            new = 'head.fc.' + name[len('head.'):]
+        elif name.startswith(other_prefixes):
+            new = _rename_head_key(name)
+        else:
+            dropped.append(name)
+            continue
+        converted[new] = tensor
+    summary = dict(
+        task=task,
+        variant=variant,
+        num_tensors=len(converted),
+        num_backbone=sum(k.startswith('backbone.') for k in converted),
+        num_other=sum(not k.startswith('backbone.') for k in converted),
+        dropped=dropped,
+        density=nonzero / total if total else float('nan'),
+        large_kernel_density=lk_nonzero /
+        lk_total if lk_total else float('nan'))
+    return converted, summary
+
+
+def backbone_cfg_hints(summary: dict) -> Dict[str, object]:
+    """The ``model.backbone`` settings a converted file needs beyond the
+    configs' defaults (``decompose=False`` for ``lkb_origin``, plus
+    ``deploy=True`` for ``lkb_reparam``)."""
+    if summary['variant'] == 'lkb_origin':
+        return dict(decompose=False)
+    if summary['variant'] == 'lkb_reparam':
+        return dict(decompose=False, deploy=True)
+    return {}
+
+
+def format_summary(summary: dict, source_key: Optional[str] = None) -> str:
+    """A human-readable report of :func:`convert_state_dict`'s summary."""
+    lines = [
+        f'task: {summary["task"]}' +
+        (f' (weights from `{source_key}`)' if source_key else ''),
+        f'large-kernel key variant: {summary["variant"]}',
+        f'tensors converted: {summary["num_tensors"]} '
+        f'(backbone {summary["num_backbone"]}, other '
+        f'{summary["num_other"]})',
+        f'non-zero fraction of backbone conv/linear weights: '
+        f'{summary["density"]:.4f} (sparsity '
+        f'{1 - summary["density"]:.4f})',
+        f'non-zero fraction of the large kernels: '
+        f'{summary["large_kernel_density"]:.4f}',
+    ]
+    if summary['dropped']:
+        lines.append(f'official keys without a counterpart (dropped): '
+                     f'{summary["dropped"]}')
+    hints = backbone_cfg_hints(summary)
+    if hints:
+        options = ' '.join(f'model.backbone.{k}={v}' for k, v in hints.items())
+        lines.append(f'this variant needs: --cfg-options {options}')
+    return '\n'.join(lines)
+
+
+def convert_file(src: str,
+                 dst: str,
+                 task: str,
+                 key: str = 'auto',
+                 unsafe_load: bool = False) -> dict:
+    """Convert an official SLaK checkpoint file and save it for slak_mm.
+
+    Args:
+        src (str): Official checkpoint.
+        dst (str): Output path; the file holds ``state_dict`` (see
+            :func:`convert_state_dict`) and ``meta`` (source file and key,
+            task, key variant, densities).
+        task (str): ``'cls'``, ``'seg'`` or ``'det'``.
+        key (str): Entry holding the weights (see :func:`select_weights`).
+        unsafe_load (bool): See :func:`load_official_checkpoint`.
+
+    Returns:
+        dict: The summary of :func:`convert_state_dict` plus
+        ``source_key``.
+
+    Raises:
+        OfficialCheckpointError: See :func:`load_official_checkpoint`,
+            :func:`select_weights` and :func:`convert_state_dict`.
+    """
+    checkpoint = load_official_checkpoint(src, unsafe_load=unsafe_load)
+    source_key, weights = select_weights(checkpoint, key)
+    state_dict, summary = convert_state_dict(weights, task)
+    summary['source_key'] = source_key
+    meta = dict(
+        converted_from=src,
+        source_key=source_key,
+        task=task,
+        kernel_key_variant=summary['variant'],
+        density=summary['density'],
+        backbone_cfg=backbone_cfg_hints(summary))
+    torch.save(dict(meta=meta, state_dict=state_dict), dst)
+    return summary
+
+
+def converter_main(task: str, argv: Optional[List[str]] = None) -> dict:
+    """Command line of ``tools/model_converters/slak_to_*.py``."""
+    toolbox = dict(cls='mmpretrain', seg='mmseg', det='mmdet')[task]
+    default_key = 'model' if task == 'cls' else 'state_dict'
+    parser = argparse.ArgumentParser(
+        description=f'Convert an official SLaK {task} checkpoint '
+        f'(VITA-Group/SLaK) to a {toolbox} checkpoint for slak_mm.')
+    parser.add_argument('src', help='official checkpoint')
+    parser.add_argument('dst', help='output checkpoint')
+    choices = ['model', 'model_ema'] if task == 'cls' else ['state_dict']
+    parser.add_argument(
+        '--key',
+        choices=choices,
+        default=default_key,
+        help=f'entry that holds the weights (default: {default_key})')
+    parser.add_argument(
+        '--unsafe-load',
+        action='store_true',
+        help='unpickle with torch.load(weights_only=False); runs code '
+        'from the file, only for files from a trusted source (the default '
+        'safe loader allows argparse.Namespace besides tensors)')
+    args = parser.parse_args(argv)
+    try:
+        summary = convert_file(
+            args.src,
+            args.dst,
+            task,
+            key=args.key,
+            unsafe_load=args.unsafe_load)
+    except OfficialCheckpointError as err:
+        parser.exit(2, f'error: {err}\n')
+    print(format_summary(summary, summary['source_key']))
+    print(f'saved {args.dst}')
+    return summary
