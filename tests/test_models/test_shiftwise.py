@@ -49,12 +49,10 @@ def reference_forward(module, x):
                 piece = z[:, pc]
                 if branch == 'h':
                     rows = piece[:, extra:extra + h]
-                    acc[pc // nk] = acc[pc // nk] + _shifted(
-                        rows, -pad, w, -1)
+                    acc[pc // nk] = acc[pc // nk] + _shifted(rows, -pad, w, -1)
                 else:
                     cols = piece[:, :, extra:extra + w]
-                    acc[pc // nk] = acc[pc // nk] + _shifted(
-                        cols, -pad, h, -2)
+                    acc[pc // nk] = acc[pc // nk] + _shifted(cols, -pad, h, -2)
         outs[branch] = torch.stack(acc, 1)
     small = [x.new_zeros(n, h, w) for _ in range(r)]
     for g in range(module.num_reps):
@@ -89,8 +87,12 @@ CASES = [
 
 @pytest.mark.parametrize('channels,big,k,paths,reps,split', CASES)
 @pytest.mark.parametrize('training', [False, True])
+@pytest.mark.parametrize('fast_path', [True, False])
 def test_strip_kernel_equals_shifted_sum(channels, big, k, paths, reps, split,
-                                         training):
+                                         training, fast_path):
+    # fast_path=True: the strips run through depthwise_conv2d_same (wide
+    # strip transposed, custom weight gradient); the cases include strips
+    # with nk * k > K (centred with leading zeros) and nk * k == K
     torch.manual_seed(0)
     module = ShiftwiseConv(
         channels,
@@ -99,7 +101,8 @@ def test_strip_kernel_equals_shifted_sum(channels, big, k, paths, reps, split,
         num_paths=paths,
         num_reps=reps,
         ghost_split=split,
-        seed=7).double()
+        seed=7,
+        fast_path=fast_path).double()
     _randomize(module)
     module.train(training)
     reference = copy.deepcopy(module)
@@ -117,6 +120,58 @@ def test_strip_kernel_equals_shifted_sum(channels, big, k, paths, reps, split,
     for p1, p2 in zip(module.parameters(), reference.parameters()):
         assert p1.grad is not None and p1.grad.abs().sum() > 0
         torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize('big,k', [(13, 3), (11, 3), (9, 3), (5, 3)])
+def test_fast_path_matches_plain_convs(big, k, monkeypatch):
+    """The CPU fast path (float32 and float64) gives the outputs and
+    gradients of ``fast_path=False``, and runs both strips through
+    ``depthwise_conv2d_same``."""
+    import slak_mm.models.layers.shiftwise_conv as sw_module
+    calls = []
+    original = sw_module.depthwise_conv2d_same
+
+    def spy(x, weight, *args, **kwargs):
+        calls.append(tuple(weight.shape[-2:]))
+        return original(x, weight, *args, **kwargs)
+
+    monkeypatch.setattr(sw_module, 'depthwise_conv2d_same', spy)
+    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 1e-4)):
+        torch.manual_seed(0)
+        fast = ShiftwiseConv(12, big, k, seed=3).to(dtype).train()
+        _randomize(fast)
+        plain = copy.deepcopy(fast)
+        plain.fast_path = False
+        x = torch.randn(2, 12, 11, 14, dtype=dtype)
+        outs, grads = [], []
+        for module in (fast, plain):
+            xi = x.clone().requires_grad_()
+            out = module(xi)
+            (out * torch.linspace(-1, 1, out.numel(),
+                                  dtype=dtype).view_as(out)).sum().backward()
+            outs.append(out)
+            grads.append([xi.grad] + [p.grad for p in module.parameters()])
+        torch.testing.assert_close(outs[0], outs[1], rtol=tol, atol=tol)
+        for g1, g2 in zip(*grads):
+            torch.testing.assert_close(g1, g2, rtol=tol, atol=tol)
+    width = 2 * (math.ceil(big / k) * k - 1 - big // 2) + 1
+    assert calls == [(k, width), (width, k)] * 2
+    # eval / no-grad forward takes the fast path too
+    with torch.no_grad():
+        torch.testing.assert_close(fast.eval()(x), plain.eval()(x))
+    assert 'fast_path=True' in repr(fast)
+
+
+def test_backbone_passes_fast_path():
+    for cls in (ShiftWiseV1, ShiftWiseV2):
+        for fast_path in (True, False):
+            model = cls(
+                arch=TINY, kernel_size=[9, 7, 5, 5, 3], fast_path=fast_path)
+            convs = [
+                m for m in model.modules() if isinstance(m, ShiftwiseConv)
+            ]
+            assert len(convs) == sum(TINY['depths'])
+            assert all(m.fast_path is fast_path for m in convs)
 
 
 def test_seed_123_reproduces_official_indices():
@@ -152,8 +207,7 @@ def test_seed_123_reproduces_official_indices():
         ]
     base = (torch.arange(r) * nk)[:, None]
     for g in range(reps):
-        assert torch.equal(module.order_h[g] + base,
-                           horizontal[g].view(r, nk))
+        assert torch.equal(module.order_h[g] + base, horizontal[g].view(r, nk))
         assert torch.equal(module.order_v[g] + base, vertical[g].view(r, nk))
         assert torch.equal(module.small_index[g] + base[:, 0], small[g])
 
@@ -222,8 +276,8 @@ def test_merge_paths_keeps_output():
 @pytest.mark.parametrize('kwargs,match', [
     (dict(channels=0, kernel_size=13), 'channels'),
     (dict(channels=8, kernel_size=12), 'kernel_size'),
-    (dict(channels=8, kernel_size=13, small_kernel_size=4),
-     'small_kernel_size'),
+    (dict(channels=8, kernel_size=13,
+          small_kernel_size=4), 'small_kernel_size'),
     (dict(channels=8, kernel_size=3, small_kernel_size=5), 'kernel_size'),
     (dict(channels=8, kernel_size=13, num_paths=0), 'num_paths'),
     (dict(channels=8, kernel_size=13, num_reps=0), 'num_reps'),
@@ -257,8 +311,7 @@ def test_backbone_output_shapes(cls):
                                               (2, 16, 4, 4), (2, 24, 2, 2)]
     for index in range(-4, 4):
         model = cls(
-            arch=TINY, kernel_size=[9, 7, 5, 5, 3],
-            out_indices=index).eval()
+            arch=TINY, kernel_size=[9, 7, 5, 5, 3], out_indices=index).eval()
         outs = model(torch.randn(1, 3, 32, 32))
         assert len(outs) == 1
         assert outs[0].shape == (1, TINY['channels'][index])
@@ -267,9 +320,8 @@ def test_backbone_output_shapes(cls):
 def test_backbone_registry_and_arch_defaults():
     v1 = MODELS.build(
         dict(
-            type='slak_mm.ShiftWiseV1',
-            arch=TINY,
-            kernel_size=[9, 7, 5, 5, 3]))
+            type='slak_mm.ShiftWiseV1', arch=TINY, kernel_size=[9, 7, 5, 5,
+                                                                3]))
     assert isinstance(v1, ShiftWiseV1)
     assert ShiftWiseV2.arch_settings['tiny'] == dict(
         depths=[3, 3, 18, 3], channels=[80, 160, 320, 640])
@@ -322,12 +374,12 @@ def test_backbone_trains_with_cp():
     (dict(arch=dict(depths=[1])), 'arch'),
     (dict(arch=TINY, kernel_size=[9, 7, 5, 3]), 'kernel_size'),
     (dict(arch=TINY, kernel_size=[9, 7, 5, 4, 3]), 'kernel_size'),
-    (dict(arch=TINY, kernel_size=[9, 7, 5, 5, 3], out_indices=4),
-     'out_indices'),
-    (dict(arch=TINY, kernel_size=[9, 7, 5, 5, 3], frozen_stages=5),
-     'frozen_stages'),
-    (dict(arch=TINY, kernel_size=[9, 7, 5, 5, 3], sw_cfg=dict(N_rep=4)),
-     'sw_cfg'),
+    (dict(arch=TINY, kernel_size=[9, 7, 5, 5, 3],
+          out_indices=4), 'out_indices'),
+    (dict(arch=TINY, kernel_size=[9, 7, 5, 5, 3],
+          frozen_stages=5), 'frozen_stages'),
+    (dict(arch=TINY, kernel_size=[9, 7, 5, 5, 3],
+          sw_cfg=dict(N_rep=4)), 'sw_cfg'),
 ])
 def test_backbone_argument_errors(kwargs, match):
     for cls in (ShiftWiseV1, ShiftWiseV2):
@@ -339,9 +391,9 @@ def test_backbone_argument_errors(kwargs, match):
 # coarse (per-piece) sparse training
 # ----------------------------------------------------------------------
 def test_piece_sparse_masking():
+    from slak_mm.sparse import snip_densities
     from slak_mm.sparse.shiftwise import (PieceSparseMasking, piece_scores,
                                           select_shiftwise_pieces)
-    from slak_mm.sparse import snip_densities
     model = ShiftWiseV1(arch=TINY, kernel_size=[9, 7, 5, 5, 3])
     names = select_shiftwise_pieces(model, prefix='stages.')
     assert names and all('.large_kernel.paths.' in n for n in names)
@@ -378,9 +430,9 @@ def test_piece_sparse_masking():
     state = masking.state_dict()
     masking.load_state_dict(state)
     bad = {name: state[name].clone()}
-    bad[name].view(bad[name].shape[0], -1)[0, 0] = ~bad[name].view(
-        bad[name].shape[0], -1)[0, 1]
-    bad[name].view(bad[name].shape[0], -1)[0, 1:] = ~bad[name].view(
-        bad[name].shape[0], -1)[0, 0]
+    bad[name].view(bad[name].shape[0],
+                   -1)[0, 0] = ~bad[name].view(bad[name].shape[0], -1)[0, 1]
+    bad[name].view(bad[name].shape[0],
+                   -1)[0, 1:] = ~bad[name].view(bad[name].shape[0], -1)[0, 0]
     with pytest.raises(ValueError, match='constant'):
         masking.load_state_dict(bad)

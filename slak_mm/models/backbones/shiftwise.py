@@ -54,6 +54,8 @@ class ShiftWiseV1Block(SLaKBlock):
         layer_scale_init_value (float): Initial ``gamma``; none if
             ``<= 0``. Defaults to 1e-6.
         with_cp (bool): Gradient checkpointing. Defaults to False.
+        fast_path (bool): :class:`ShiftwiseConv`'s ``fast_path``.
+            Defaults to True.
         init_cfg (dict, optional): Initialization config.
 
     Shape:
@@ -70,6 +72,7 @@ class ShiftWiseV1Block(SLaKBlock):
                  drop_path_rate: float = 0.,
                  layer_scale_init_value: float = 1e-6,
                  with_cp: bool = False,
+                 fast_path: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         # SLaKBlock.__init__ would build a DecomposedLargeKernelConv; the
         # attributes its forward uses are set here instead.
@@ -80,6 +83,7 @@ class ShiftWiseV1Block(SLaKBlock):
             kernel_size,
             small_kernel_size,
             norm_cfg=norm_cfg,
+            fast_path=fast_path,
             **_sw_kwargs(sw_cfg))
         self.norm = nn.LayerNorm(channels, eps=1e-6)
         hidden = int(mlp_ratio * channels)
@@ -137,6 +141,8 @@ class ShiftWiseV2Block(BaseModule):
         layer_scale_init_value (float): Initial ``gamma``; none if
             ``<= 0``. Defaults to 1e-6.
         with_cp (bool): Gradient checkpointing. Defaults to False.
+        fast_path (bool): :class:`ShiftwiseConv`'s ``fast_path``.
+            Defaults to True.
         init_cfg (dict, optional): Initialization config.
 
     Shape:
@@ -153,6 +159,7 @@ class ShiftWiseV2Block(BaseModule):
                  drop_path_rate: float = 0.,
                  layer_scale_init_value: float = 1e-6,
                  with_cp: bool = False,
+                 fast_path: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.with_cp = with_cp
@@ -163,6 +170,7 @@ class ShiftWiseV2Block(BaseModule):
             kernel_size,
             small_kernel_size,
             norm_cfg=norm_cfg,
+            fast_path=fast_path,
             **sw_cfg)
         self.norm = build_norm_layer(norm_cfg, channels)[1]
         self.se = SEBlock(channels, channels // 4)
@@ -207,22 +215,23 @@ class _ShiftWiseBase(SLaK):
     """
     block_cls = ShiftWiseV1Block
 
-    def __init__(self,
-                 arch: Union[str, dict] = 'tiny',
-                 in_channels: int = 3,
-                 kernel_size: Sequence[int] = (51, 49, 45, 13, 5),
-                 width_factor: float = 1.0,
-                 sw_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN'),
-                 drop_path_rate: float = 0.,
-                 layer_scale_init_value: float = 1e-6,
-                 out_indices: Union[int, Sequence[int]] = -1,
-                 frozen_stages: int = 0,
-                 norm_eval: bool = False,
-                 gap_before_final_norm: bool = True,
-                 with_cp: bool = False,
-                 init_cfg: Optional[Union[dict, list]] = DEFAULT_INIT_CFG
-                 ) -> None:
+    def __init__(
+            self,
+            arch: Union[str, dict] = 'tiny',
+            in_channels: int = 3,
+            kernel_size: Sequence[int] = (51, 49, 45, 13, 5),
+            width_factor: float = 1.0,
+            sw_cfg: Optional[dict] = None,
+            norm_cfg: dict = dict(type='BN'),
+            drop_path_rate: float = 0.,
+            layer_scale_init_value: float = 1e-6,
+            out_indices: Union[int, Sequence[int]] = -1,
+            frozen_stages: int = 0,
+            norm_eval: bool = False,
+            gap_before_final_norm: bool = True,
+            with_cp: bool = False,
+            fast_path: bool = True,
+            init_cfg: Optional[Union[dict, list]] = DEFAULT_INIT_CFG) -> None:
         # read by _block_kwargs() while SLaK.__init__ builds the stages
         self.sw_cfg = _sw_kwargs(sw_cfg)
         super().__init__(
@@ -239,11 +248,11 @@ class _ShiftWiseBase(SLaK):
             gap_before_final_norm=gap_before_final_norm,
             with_cp=with_cp,
             deploy=False,
-            fast_path=False,
+            fast_path=fast_path,
             init_cfg=init_cfg)
 
     def _block_kwargs(self) -> dict:
-        return dict(sw_cfg=self.sw_cfg)
+        return dict(sw_cfg=self.sw_cfg, fast_path=self.fast_path)
 
     def switch_to_deploy(self) -> None:
         """Merge the ``num_paths`` convs of every :class:`ShiftwiseConv`
@@ -289,6 +298,8 @@ class ShiftWiseV1(_ShiftWiseBase):
         gap_before_final_norm (bool): Return ``(N, C)`` pooled vectors;
             False for ``(N, C, H, W)`` maps. Defaults to True.
         with_cp (bool): Gradient checkpointing. Defaults to False.
+        fast_path (bool): The CPU fast path of the SW strip convs
+            (:class:`ShiftwiseConv`); same outputs. Defaults to True.
         init_cfg (dict | list[dict], optional): Initialization config.
 
     Raises:

@@ -7,8 +7,10 @@ shifts. The official implementation (lidc54/shift-wiseConv,
 ``shiftadd/ops/src/addshift_kernel_vmp.cu``) scatters the pieces with
 atomic adds on the GPU. Here every shifted sum is rewritten as one
 depthwise convolution with a strip kernel assembled from the pieces, which
-is exact, differentiable with plain autograd and runs on any device.
-``docs/shiftwise.md`` gives the derivation.
+is exact, differentiable with plain autograd and runs on any device; on
+CPU the two strip convs take SLaK's fast path
+(:func:`~slak_mm.models.layers.large_kernel_conv.depthwise_conv2d_same`).
+``docs/shiftwise.md`` gives the derivation, ``docs/speed.md`` the timings.
 """
 import math
 from typing import Optional
@@ -21,6 +23,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
 from slak_mm.registry import MODELS
+from .large_kernel_conv import depthwise_conv2d_same
 
 #: How the channels are split into ghost and rep channels, per official
 #: backbone: ``'v1'``: ``ghost = int(C * ratio)``; ``'v2'``:
@@ -85,9 +88,7 @@ def split_ghost_channels(channels: int,
             torch.tensor(ghost, dtype=torch.long))
 
 
-def draw_shift_indices(rep_channels: int,
-                       num_pieces: int,
-                       num_reps: int,
+def draw_shift_indices(rep_channels: int, num_pieces: int, num_reps: int,
                        generator: torch.Generator):
     """Draw the random piece orders of the shifted sums.
 
@@ -163,6 +164,20 @@ class ShiftwiseConv(BaseModule):
     ``sum_g piece[small_index[g, r]]``. So the pieces receive gradients by
     ordinary autograd.
 
+    **Fast path** (``fast_path=True``): the two strip convs are run by
+    :func:`~slak_mm.models.layers.large_kernel_conv.depthwise_conv2d_same`
+    with the strip zero-padded on its short side (``nk * k - K`` columns /
+    rows before it) into a centred ``(k, 2 * a + 1)`` / ``(2 * a + 1, k)``
+    kernel, ``a = nk * k - 1 - K // 2``; the result is the same (the zeros
+    add nothing; the gradient of the padding is dropped). On CPU (float32 /
+    float64, no autocast, not under ``torch.jit``) the wide horizontal strip
+    then runs as the tall conv of the transposed input, and both strips get
+    the faster weight gradient: forward + backward of the layer are
+    1.9-4.4x faster for SW-T shapes on one thread (``docs/speed.md``).
+    Elsewhere (CUDA) it is a plain ``F.conv2d`` with "same" padding.
+    First-order gradients only; ``fast_path=False`` gives the plain
+    explicit-padding convs (double backward).
+
     All random indices are persistent buffers (``rep_index``,
     ``ghost_index``, ``order_h``, ``order_v``, ``small_index``), saved in and
     restored from the ``state_dict`` (the official code keeps them as plain
@@ -188,6 +203,9 @@ class ShiftwiseConv(BaseModule):
         norm_cfg (dict, optional): Norm of each branch; None for none (the
             official ``bn=False``). Defaults to ``dict(type='BN')``.
         seed (int): Seed of the random indices. Defaults to 123.
+        fast_path (bool): Run the strip convs through
+            ``depthwise_conv2d_same`` (see above). Outputs and gradients
+            are the same within rounding. Defaults to True.
         init_cfg (dict, optional): Initialization config.
 
     Raises:
@@ -208,15 +226,15 @@ class ShiftwiseConv(BaseModule):
                  ghost_split: str = 'v1',
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  seed: int = 123,
+                 fast_path: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         _check_positive_int('channels', channels)
         _check_positive_int('kernel_size', kernel_size, odd=True)
         _check_positive_int('small_kernel_size', small_kernel_size, odd=True)
         if kernel_size < small_kernel_size:
-            raise ValueError(
-                f'`kernel_size` ({kernel_size}) must be >= '
-                f'`small_kernel_size` ({small_kernel_size}).')
+            raise ValueError(f'`kernel_size` ({kernel_size}) must be >= '
+                             f'`small_kernel_size` ({small_kernel_size}).')
         _check_positive_int('num_paths', num_paths)
         _check_positive_int('num_reps', num_reps)
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -229,6 +247,7 @@ class ShiftwiseConv(BaseModule):
         self.num_reps = num_reps
         self.ghost_split = ghost_split
         self.seed = seed
+        self.fast_path = bool(fast_path)
         self.num_pieces = math.ceil(kernel_size / small_kernel_size)
 
         rep, ghost = split_ghost_channels(channels, ghost_ratio, ghost_split,
@@ -316,14 +335,28 @@ class ShiftwiseConv(BaseModule):
         x_ghost = x.index_select(1, self.ghost_index)
         kernel_h, kernel_v, kernel_s = self.strip_kernels()
         r, k = self.rep_channels, self.small_kernel_size
+        # the strips are anchored at column (row) K // 2: `before` taps
+        # precede the anchor and `after >= before` follow it
         before = self.kernel_size // 2
         after = self.num_pieces * k - 1 - before
-        horizontal = F.conv2d(
-            F.pad(x_rep, (before, after, k // 2, k // 2)), kernel_h,
-            groups=r)
-        vertical = F.conv2d(
-            F.pad(x_rep, (k // 2, k // 2, before, after)), kernel_v,
-            groups=r)
+        if self.fast_path:
+            # centre the strips with after - before leading zeros
+            lead = after - before
+            horizontal = depthwise_conv2d_same(
+                x_rep,
+                F.pad(kernel_h, (lead, 0)) if lead else kernel_h)
+            vertical = depthwise_conv2d_same(
+                x_rep,
+                F.pad(kernel_v, (0, 0, lead, 0)) if lead else kernel_v)
+        else:
+            horizontal = F.conv2d(
+                F.pad(x_rep, (before, after, k // 2, k // 2)),
+                kernel_h,
+                groups=r)
+            vertical = F.conv2d(
+                F.pad(x_rep, (k // 2, k // 2, before, after)),
+                kernel_v,
+                groups=r)
         small = F.conv2d(x_rep, kernel_s, padding=k // 2, groups=r)
         out = self.norm_h(horizontal) + self.norm_v(vertical) + \
             self.norm_small(small) + x_rep
@@ -345,4 +378,5 @@ class ShiftwiseConv(BaseModule):
                 f'small_kernel_size={self.small_kernel_size}, '
                 f'rep_channels={self.rep_channels}, '
                 f'num_pieces={self.num_pieces}, num_paths={self.num_paths}, '
-                f'num_reps={self.num_reps}, seed={self.seed}')
+                f'num_reps={self.num_reps}, seed={self.seed}, '
+                f'fast_path={self.fast_path}')
