@@ -10,7 +10,10 @@ TOY = dict(
     slak=dict(
         arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 16, 32]),
         kernel_size=[7, 7, 5, 3, 3]),
-    convnext=dict(arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 16, 32])))
+    convnext=dict(arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 16, 32])),
+    sw=dict(
+        arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 16, 32]),
+        kernel_size=[7, 7, 5, 5, 3]))
 
 
 def _import_benchmark():
@@ -35,16 +38,20 @@ def test_benchmark_main_writes_json_and_markdown(tmp_path, capsys):
         data = json.load(f)
     assert set(data) == {'environment', 'results', 'breakdown', 'targets'}
     assert data['environment']['threads'] == 1
-    rows = {(r['model'], r['mode'], r['batch_size']): r
-            for r in data['results']}
-    expected = {(model, mode, batch)
-                for batch in (1, 2)
-                for model, mode in [('SLaK', 'train'), ('SLaK', 'eval'),
-                                    ('SLaK', 'deploy'), ('SLaK-official',
-                                                         'train'),
-                                    ('SLaK-official', 'eval'),
-                                    ('ConvNeXt', 'train'),
-                                    ('ConvNeXt', 'eval')]}
+    rows = {
+        (r['model'], r['mode'], r['batch_size']): r
+        for r in data['results']
+    }
+    expected = {
+        (model, mode, batch)
+        for batch in (1, 2)
+        for model, mode in [('SLaK', 'train'), (
+            'SLaK', 'eval'), ('SLaK', 'deploy'), (
+                'SLaK-official',
+                'train'), ('SLaK-official',
+                           'eval'), ('ConvNeXt', 'train'), ('ConvNeXt',
+                                                            'eval')]
+    }
     assert set(rows) == expected
     for key, row in rows.items():
         assert row['size'] == 'toy'
@@ -56,8 +63,10 @@ def test_benchmark_main_writes_json_and_markdown(tmp_path, capsys):
             assert {'forward_ms', 'backward_ms', 'optimizer_ms'} <= set(row)
     assert rows[('ConvNeXt', 'eval', 1)]['ratio_to_convnext'] == 1.0
     # per-stage forward times, from forward hooks
-    stages = {(r['model'], r['mode'], r['batch_size']): r
-              for r in data['breakdown']}
+    stages = {
+        (r['model'], r['mode'], r['batch_size']): r
+        for r in data['breakdown']
+    }
     assert set(stages) == {k for k in expected if k[1] != 'train'}
     for row in stages.values():
         assert row['total_ms'] > 0
@@ -76,10 +85,11 @@ def test_benchmark_target_check_and_markdown():
     benchmark = _import_benchmark()
     rows = [
         dict(size='tiny', model=m, mode=mode, batch_size=1, median_ms=ms)
-        for m, mode, ms in [('ConvNeXt', 'eval', 10.), ('ConvNeXt', 'train',
-                                                        30.),
-                            ('SLaK', 'eval', 11.), ('SLaK', 'deploy', 12.),
-                            ('SLaK', 'train', 60.)]
+        for m, mode, ms in [('ConvNeXt', 'eval',
+                             10.), ('ConvNeXt', 'train',
+                                    30.), ('SLaK', 'eval',
+                                           11.), ('SLaK', 'deploy',
+                                                  12.), ('SLaK', 'train', 60.)]
     ]
     for r in rows:
         r['images_per_s'] = 1e3 / r['median_ms']
@@ -93,3 +103,53 @@ def test_benchmark_target_check_and_markdown():
     assert not checks['SLaK-T deploy <= 1.1x ConvNeXt-T']['met']
     assert checks['SLaK-T train <= 1.5x ConvNeXt-T']['ratio'] == 2.0
     assert rows[-1]['ratio_of_medians'] == 4.0
+
+
+def test_benchmark_shiftwise_rows(tmp_path):
+    """``--shiftwise v1 v2`` adds SW rows (train and eval, and the
+    ``-plain`` forms with ``--official-reference``) with ratios to
+    ConvNeXt; deploy-only runs skip the SW train forms."""
+    benchmark = _import_benchmark()
+    report = benchmark.main([
+        '--models', 'toy', '--batch-sizes', '1', '--input-size', '64',
+        '--repeats', '1', '--warmup', '0', '--threads', '1', '--out-dir',
+        str(tmp_path), '--shiftwise', 'v1', 'v2', '--official-reference',
+        '--modes', 'train', 'eval', '--skip-memory', '--breakdown'
+    ],
+                            extra_sizes=dict(toy=TOY))
+    rows = {(r['model'], r['mode']): r for r in report['results']}
+    models = [
+        'SLaK', 'SLaK-official', 'SW-v1', 'SW-v1-plain', 'SW-v2',
+        'SW-v2-plain', 'ConvNeXt'
+    ]
+    assert set(rows) == {(m, mode)
+                         for m in models
+                         for mode in ('train', 'eval')}
+    for row in rows.values():
+        assert row['ratio_to_convnext'] > 0 and 'peak_memory_mb' not in row
+    assert {(r['model'], r['mode'])
+            for r in report['breakdown']} == {(m, 'eval')
+                                              for m in models}
+    markdown = (tmp_path / 'benchmark.md').read_text()
+    assert '| toy | SW-v2 | train | 1 |' in markdown
+    report = benchmark.main([
+        '--models', 'toy', '--batch-sizes', '1', '--input-size', '64',
+        '--repeats', '1', '--warmup', '0', '--out-dir',
+        str(tmp_path), '--shiftwise', 'v1', '--modes', 'deploy',
+        '--skip-memory'
+    ],
+                            extra_sizes=dict(toy=TOY))
+    assert {(r['model'], r['mode'])
+            for r in report['results']} == {('SLaK', 'deploy'),
+                                            ('ConvNeXt', 'eval')}
+
+
+def test_benchmark_shiftwise_needs_sw_arguments():
+    import pytest
+    benchmark = _import_benchmark()
+    toy = {k: v for k, v in TOY.items() if k != 'sw'}
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(['--models', 'toy', '--shiftwise', 'v1'],
+                             dict(toy=toy))
+    args = benchmark.parse_args(['--models', 't', '--shiftwise', 'v2'])
+    assert args.models == ['tiny'] and args.shiftwise == ['v2']

@@ -1,4 +1,5 @@
-"""Speed of SLaK versus mmpretrain's ConvNeXt, as full classifiers.
+"""Speed of SLaK (and ShiftWise) versus mmpretrain's ConvNeXt, as full
+classifiers.
 
 Builds, for every size in ``--models``, SLaK (this package) and ConvNeXt
 (``mmpretrain.models.ConvNeXt``) of the same size, each as backbone
@@ -17,10 +18,17 @@ Builds, for every size in ``--models``, SLaK (this package) and ConvNeXt
 ``fast_path=False``, i.e. the official structure (three ``nn.Conv2d`` +
 BN per block, PyTorch's own kernels).
 
+``--shiftwise v1 v2`` adds "SW-v1" / "SW-v2": ``ShiftWiseV1`` /
+``ShiftWiseV2`` of the same size (their default kernels, SW strip convs on
+the CPU fast path), timed in ``train`` and ``eval`` (their deploy form only
+sums the ``N_path`` convs, which the forward already does); with
+``--official-reference`` also "SW-v1-plain" / "SW-v2-plain"
+(``fast_path=False``: the plain strip convs).
+
 The variants of one size, batch and phase are timed round-robin (warm-up
 rounds, then ``--repeats`` rounds that each time every variant once), so
 that a load that changes over time (a shared machine) affects them alike;
-the table gives the median. Ratios are SLaK / ConvNeXt of the same size
+the table gives the median. Ratios are model / ConvNeXt of the same size
 and batch (``train`` to ``train``, ``eval`` and ``deploy`` to ``eval``):
 the median over the rounds of the per-round ratio (the JSON file also
 has the ratio of the medians).
@@ -35,6 +43,9 @@ prints the table. Example (``docs/speed.md``)::
 
     python tools/analysis/benchmark.py --models tiny --batch-sizes 1 8 \\
         --repeats 5 --threads 2 --official-reference
+    python tools/analysis/benchmark.py --models tiny --batch-sizes 1 \\
+        --repeats 3 --warmup 1 --threads 1 --shiftwise v1 v2 \\
+        --official-reference --modes train eval
 """
 import argparse
 import copy
@@ -52,14 +63,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-#: Arguments of the two backbones for every size. ``SLaK`` gets
+#: Arguments of the backbones for every size. ``SLaK`` gets
 #: ``out_indices=-1`` (default), ``ConvNeXt`` likewise; the classifier adds
-#: a linear head on the last stage's width.
+#: a linear head on the last stage's width. ``sw`` (optional) holds the
+#: arguments of both ShiftWise backbones (``--shiftwise``); their ``arch``
+#: names follow the official repository (SW-v2-T has its own depths and
+#: widths, ``[3, 3, 18, 3]`` / ``80..640``).
 SIZES = {
-    'tiny': dict(slak=dict(arch='tiny'), convnext=dict(arch='tiny')),
-    'small': dict(slak=dict(arch='small'), convnext=dict(arch='small')),
-    'base': dict(slak=dict(arch='base'), convnext=dict(arch='base')),
+    size:
+    dict(slak=dict(arch=size), convnext=dict(arch=size), sw=dict(arch=size))
+    for size in ('tiny', 'small', 'base')
 }
+#: ``--shiftwise`` choices: variant name -> backbone class name.
+SHIFTWISE = {'v1': 'ShiftWiseV1', 'v2': 'ShiftWiseV2'}
 SIZE_ALIASES = {'t': 'tiny', 's': 'small', 'b': 'base'}
 MODES = ('train', 'eval', 'deploy')
 #: The targets of issue 7 for tiny: (model, mode, maximum ratio).
@@ -75,7 +91,9 @@ class Classifier(nn.Module):
     ``nn.Linear(C, num_classes)``; input ``(N, 3, H, W)``, output
     ``(N, num_classes)``."""
 
-    def __init__(self, backbone: nn.Module, channels: int,
+    def __init__(self,
+                 backbone: nn.Module,
+                 channels: int,
                  num_classes: int = 1000) -> None:
         super().__init__()
         self.backbone = backbone
@@ -102,8 +120,7 @@ def parse_args(argv: Optional[List[str]] = None,
         default=list(MODES),
         choices=MODES,
         help='what to time (default: all)')
-    parser.add_argument(
-        '--batch-sizes', nargs='+', type=int, default=[1, 8])
+    parser.add_argument('--batch-sizes', nargs='+', type=int, default=[1, 8])
     parser.add_argument(
         '--input-size', type=int, default=224, help='square input size')
     parser.add_argument(
@@ -123,7 +140,15 @@ def parse_args(argv: Optional[List[str]] = None,
     parser.add_argument(
         '--official-reference',
         action='store_true',
-        help='also time SLaK with fast_path=False (official structure)')
+        help='also time SLaK with fast_path=False (official structure), '
+        'and the --shiftwise models with fast_path=False ("-plain")')
+    parser.add_argument(
+        '--shiftwise',
+        nargs='+',
+        default=[],
+        choices=sorted(SHIFTWISE),
+        help='also time ShiftWiseV1 / ShiftWiseV2 of every size ("SW-v1", '
+        '"SW-v2"; train and eval)')
     parser.add_argument(
         '--channels-last',
         action='store_true',
@@ -149,6 +174,9 @@ def parse_args(argv: Optional[List[str]] = None,
         if name not in sizes:
             parser.error(f'unknown model size {name!r}; choose from '
                          f'{sorted(sizes)}')
+        if args.shiftwise and 'sw' not in sizes[name]:
+            parser.error(f'model size {name!r} has no ShiftWise arguments '
+                         '(`sw`) for --shiftwise')
         names.append(name)
     args.models = names
     if args.repeats < 1 or args.warmup < 0:
@@ -161,10 +189,11 @@ def parse_args(argv: Optional[List[str]] = None,
 # ----------------------------------------------------------------------
 def build_variants(size_cfg: dict, args) -> Dict[str, Classifier]:
     """The classifiers to compare for one size: ``SLaK`` (fast path, train
-    form), ``SLaK-deploy``, optionally ``SLaK-official`` and
-    ``ConvNeXt``."""
+    form), ``SLaK-deploy``, optionally ``SLaK-official``, ``SW-v1`` /
+    ``SW-v2`` (and their ``-plain`` forms), and ``ConvNeXt``."""
     from mmpretrain.models import ConvNeXt
 
+    import slak_mm.models as slak_models
     from slak_mm.models import SLaK
 
     def slak(**extra):
@@ -180,6 +209,18 @@ def build_variants(size_cfg: dict, args) -> Dict[str, Classifier]:
         variants['SLaK-deploy'] = deploy
     if args.official_reference:
         variants['SLaK-official'] = slak(fast_path=False)
+
+    def shiftwise(version: str, **extra):
+        cls = getattr(slak_models, SHIFTWISE[version])
+        backbone = cls(
+            **copy.deepcopy(size_cfg['sw']), out_indices=-1, **extra)
+        return Classifier(backbone, backbone.channels[-1])
+
+    for version in args.shiftwise:
+        variants[f'SW-{version}'] = shiftwise(version)
+        if args.official_reference:
+            variants[f'SW-{version}-plain'] = shiftwise(
+                version, fast_path=False)
     convnext = ConvNeXt(**copy.deepcopy(size_cfg['convnext']), out_indices=-1)
     variants['ConvNeXt'] = Classifier(convnext, convnext.channels[-1])
     for name, model in variants.items():
@@ -317,8 +358,8 @@ def peak_memory_mb(fn: Callable, device: torch.device) -> float:
         torch.cuda.synchronize(device)
         return (torch.cuda.max_memory_allocated(device) - before) / 2**20
     from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU],
-                 profile_memory=True) as prof:
+    with profile(
+            activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     events = sorted(prof.events(), key=lambda e: e.time_range.start)
     level = peak = 0
@@ -346,8 +387,8 @@ def run_benchmark(args, sizes: dict) -> Tuple[List[dict], List[dict]]:
     results, breakdown = [], []
     for size in args.models:
         # one size at a time: its models are freed before the next one
-        size_results, size_breakdown = _benchmark_size(
-            size, sizes[size], args, device, sync)
+        size_results, size_breakdown = _benchmark_size(size, sizes[size], args,
+                                                       device, sync)
         results += size_results
         breakdown += size_breakdown
         gc.collect()
@@ -370,29 +411,27 @@ def _benchmark_size(size: str, size_cfg: dict, args, device: torch.device,
         phases = []
         if 'train' in args.modes:
             phases.append(('train', {
-                name: make_train_step(model, x, y, args.compile, sync)
-                for name, model in variants.items() if name != 'SLaK-deploy'
+                name:
+                make_train_step(model, x, y, args.compile, sync)
+                for name, model in variants.items()
+                if not name.endswith('-deploy')
             }))
         if 'eval' in args.modes or 'deploy' in args.modes:
-            # SLaK (train form) in eval mode only for --modes eval
             phases.append(('forward', {
                 name: make_forward(model, x, args.compile)
                 for name, model in variants.items()
-                if name != 'SLaK' or 'eval' in args.modes
+                if _in_forward_phase(name, args.modes)
             }))
         while phases:
             phase, fns = phases.pop(0)  # frees the optimizers after use
-            print(f'[{size}] batch {batch}, {phase}: timing '
-                  f'{", ".join(fns)} ({args.warmup} warm-up + '
-                  f'{args.repeats} rounds) ...',
-                  flush=True)
+            print(
+                f'[{size}] batch {batch}, {phase}: timing '
+                f'{", ".join(fns)} ({args.warmup} warm-up + '
+                f'{args.repeats} rounds) ...',
+                flush=True)
             times = time_round_robin(fns, args.warmup, args.repeats, sync)
             for name, fn in fns.items():
-                model_name, _, tag = name.partition('-')
-                mode = 'train' if phase == 'train' else (
-                    'deploy' if tag == 'deploy' else 'eval')
-                if tag == 'official':
-                    model_name = 'SLaK-official'
+                model_name, mode = _row_label(name, phase)
                 median_ms = statistics.median(times[name]['total']) * 1e3
                 row = dict(
                     size=size,
@@ -418,15 +457,34 @@ def _benchmark_size(size: str, size_cfg: dict, args, device: torch.device,
     return results, breakdown
 
 
-def _run_breakdown(variants: Dict[str, nn.Module], x: torch.Tensor,
-                   size: str, batch: int, args, sync: Callable) -> List[dict]:
+def _in_forward_phase(name: str, modes) -> bool:
+    """Whether a variant is timed in the forward phase: the train forms of
+    SLaK and the ShiftWise models (``SW-*``) only for ``--modes eval``,
+    the others (deploy forms, SLaK-official, ConvNeXt) always."""
+    return 'eval' in modes or not (name == 'SLaK' or name.startswith('SW-'))
+
+
+def _row_label(name: str, phase: str) -> Tuple[str, str]:
+    """``(model, mode)`` of a variant's row: ``'SLaK-deploy'`` in the
+    forward phase is ``('SLaK', 'deploy')``; other names are kept, with
+    mode ``train`` or ``eval``."""
+    if phase == 'train':
+        return name, 'train'
+    if name.endswith('-deploy'):
+        return name[:-len('-deploy')], 'deploy'
+    return name, 'eval'
+
+
+def _run_breakdown(variants: Dict[str, nn.Module], x: torch.Tensor, size: str,
+                   batch: int, args, sync: Callable) -> List[dict]:
     fns, handles = {}, []
     for name, model in variants.items():
-        if name != 'SLaK' or 'eval' in args.modes:
+        if _in_forward_phase(name, args.modes):
             fns[name], new_handles = make_breakdown_forward(model, x, sync)
             handles += new_handles
-    print(f'[{size}] batch {batch}, per-stage breakdown of the forward ...',
-          flush=True)
+    print(
+        f'[{size}] batch {batch}, per-stage breakdown of the forward ...',
+        flush=True)
     try:
         times = time_round_robin(fns, args.warmup, args.repeats, sync)
     finally:
@@ -434,11 +492,11 @@ def _run_breakdown(variants: Dict[str, nn.Module], x: torch.Tensor,
             handle.remove()
     rows = []
     for name, parts in times.items():
-        model_name, _, tag = name.partition('-')
+        model_name, mode = _row_label(name, 'forward')
         row = dict(
             size=size,
-            model='SLaK-official' if tag == 'official' else model_name,
-            mode='deploy' if tag == 'deploy' else 'eval',
+            model=model_name,
+            mode=mode,
             batch_size=batch,
             total_ms=statistics.median(parts.pop('total')) * 1e3)
         for key, values in sorted(parts.items()):
@@ -452,8 +510,10 @@ def _add_ratios(results: List[dict]) -> None:
     per-round ratio to ConvNeXt (the two were timed in the same round,
     so a load that changes between rounds cancels out);
     ``ratio_of_medians``: the ratio of the medians."""
-    reference = {(r['size'], r['batch_size'], r['mode']): r
-                 for r in results if r['model'] == 'ConvNeXt'}
+    reference = {
+        (r['size'], r['batch_size'], r['mode']): r
+        for r in results if r['model'] == 'ConvNeXt'
+    }
     for row in results:
         ref_mode = 'train' if row['mode'] == 'train' else 'eval'
         ref = reference.get((row['size'], row['batch_size'], ref_mode))
@@ -532,25 +592,24 @@ def to_markdown(results: List[dict],
                            for p in ('forward', 'backward', 'optimizer')
                            if f'{p}_ms' in r)
         memory = r.get('peak_memory_mb')
-        lines.append(
-            f"| {r['size']} | {r['model']} | {r['mode']} | "
-            f"{r['batch_size']} | {r['median_ms']:.1f} | "
-            f"{r['images_per_s']:.2f} | "
-            f"{'-' if ratio is None else f'{ratio:.2f}'} | "
-            f"{parts or '-'} | "
-            f"{'-' if memory is None else f'{memory:.0f}'} |")
+        lines.append(f"| {r['size']} | {r['model']} | {r['mode']} | "
+                     f"{r['batch_size']} | {r['median_ms']:.1f} | "
+                     f"{r['images_per_s']:.2f} | "
+                     f"{'-' if ratio is None else f'{ratio:.2f}'} | "
+                     f"{parts or '-'} | "
+                     f"{'-' if memory is None else f'{memory:.0f}'} |")
     if breakdown:
         stages = sorted({
             k.split('.')[0]
-            for r in breakdown for k in r if k.startswith('stage')
+            for r in breakdown
+            for k in r if k.startswith('stage')
         })
         lines += [
             '', 'Forward per stage, ms: downsample / token mixer / rest of '
             'the blocks (norm, MLP, layer scale, residual).', '',
             '| size | model | mode | batch | total ms | ' +
-            ' | '.join(stages) + ' |',
-            '| --- | --- | --- | ---: | ---: | ' + ' | '.join(
-                '---' for _ in stages) + ' |'
+            ' | '.join(stages) + ' |', '| --- | --- | --- | ---: | ---: | ' +
+            ' | '.join('---' for _ in stages) + ' |'
         ]
         for r in breakdown:
             cells = [
@@ -562,8 +621,10 @@ def to_markdown(results: List[dict],
                          f"{r['batch_size']} | {r['total_ms']:.1f} | " +
                          ' | '.join(cells) + ' |')
     if checks:
-        lines += ['', '| target | batch | ratio | met |', '| --- | ---: | '
-                  '---: | --- |']
+        lines += [
+            '', '| target | batch | ratio | met |', '| --- | ---: | '
+            '---: | --- |'
+        ]
         for c in checks:
             lines.append(f"| {c['target']} | {c['batch_size']} | "
                          f"{c['ratio']:.2f} | {'yes' if c['met'] else 'no'} "
@@ -597,10 +658,7 @@ def main(argv: Optional[List[str]] = None,
     json_path = osp.join(args.out_dir, 'benchmark.json')
     md_path = osp.join(args.out_dir, 'benchmark.md')
     report = dict(
-        environment=env,
-        results=results,
-        breakdown=breakdown,
-        targets=checks)
+        environment=env, results=results, breakdown=breakdown, targets=checks)
     with open(json_path, 'w') as f:
         json.dump(report, f, indent=2)
     with open(md_path, 'w') as f:
