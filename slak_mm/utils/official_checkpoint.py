@@ -81,9 +81,10 @@ KERNEL_KEY_VARIANTS = {
 HEAD_KEY_RENAMES: List[Tuple[str, str]] = []
 
 #: What the official files hold per task: (prefix of the backbone keys,
-#: prefixes of the other keys that are copied).
+#: prefixes of the other keys that are kept; the classification ``head``
+#: becomes ``head.fc``, its final ``norm`` ``backbone.norm3``).
 TASKS = {
-    'cls': ('', ('head.', 'norm.')),
+    'cls': ('', ('head.', )),
     'seg': ('backbone.', ('decode_head.', 'auxiliary_head.')),
     'det': ('backbone.', ('neck.', 'rpn_head.', 'roi_head.')),
 }
@@ -278,11 +279,12 @@ def convert_state_dict(
         raise OfficialCheckpointError(
             f'unknown task {task!r}; choose from {sorted(TASKS)}.')
     prefix, other_prefixes = TASKS[task]
-    backbone_keys = [
-        k for k in weights
-        if k.startswith(prefix) and k[len(prefix):].startswith(_BACKBONE_TOP +
-                                                               ('norm', ))
-    ]
+    backbone_top = _BACKBONE_TOP + ('norm', )
+    backbone_keys = {
+        k
+        for k in weights
+        if k.startswith(prefix) and k[len(prefix):].startswith(backbone_top)
+    }
     if not any(k[len(prefix):].startswith('stages.') for k in backbone_keys):
         example = f'{prefix}stages.0.0.large_kernel.LoRA1.conv.weight'
         raise OfficialCheckpointError(
