@@ -12,13 +12,13 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import init_default_scope
 
 import slak_mm  # noqa: F401  (registers slak_mm.SLaK, safe torch.load)
 from slak_mm.models import SLaK
 from slak_mm.utils.launch import scale_lr_with_accumulation
 
 from .conftest import REPO_ROOT
+from .model_builds import build_model
 
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs')
 MINI_CONFIG = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
@@ -42,23 +42,13 @@ def _load(name):
     return Config.fromfile(osp.join(CONFIG_DIR, name))
 
 
-def _build_classifier(cfg):
-    """Build ``cfg.model`` as mmengine's Runner and mmpretrain's
-    ``get_model`` do (top-level ``data_preprocessor`` as default)."""
-    from mmpretrain.registry import MODELS
-    init_default_scope(cfg.default_scope)
-    model_cfg = cfg.model.copy()
-    model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
-    return MODELS.build(model_cfg)
-
-
 @pytest.mark.parametrize('name', CLS_CONFIGS)
 def test_classifier_builds_and_forwards(name):
     from mmpretrain.models import ImageClassifier
     from mmpretrain.structures import DataSample
     cfg = _load(name)
     assert cfg.default_scope == 'mmpretrain'
-    model = _build_classifier(cfg)
+    model = build_model(cfg)
     assert isinstance(model, ImageClassifier)
     assert isinstance(model.backbone, SLaK)
     assert model.neck is None
@@ -216,7 +206,7 @@ def test_documented_layer_decay_with_mmpretrain_constructor():
         norm_decay_mult=0.0,
         bias_decay_mult=0.0,
         flat_decay_mult=0.0)
-    model = _build_classifier(cfg)
+    model = build_model(cfg)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     base_lr = cfg.optim_wrapper.optimizer.lr

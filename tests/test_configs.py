@@ -1,29 +1,22 @@
 """Every config in configs/ builds its model and optimizer (no weights)."""
 import glob
-import importlib
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import init_default_scope
 
 from slak_mm.models import SLaK
 from slak_mm.utils import fall_back_to_fp32_without_cuda
 
 from .conftest import REPO_ROOT
+from .model_builds import build_model
 
 CONFIGS = sorted(
     p for p in glob.glob(
         osp.join(REPO_ROOT, 'configs', '**', '*.py'), recursive=True)
     if '_base_' not in p)
-
-
-def _build(cfg):
-    init_default_scope(cfg.default_scope)
-    registry = importlib.import_module(f'{cfg.default_scope}.registry')
-    return registry.MODELS.build(cfg.model)
 
 
 def test_configs_found():
@@ -40,7 +33,7 @@ def test_config_builds(path):
         imports=['slak_mm'], allow_failed_imports=False)
     assert cfg.model.backbone.type in ('slak_mm.SLaK', 'slak_mm.ShiftWiseV1',
                                        'slak_mm.ShiftWiseV2')
-    model = _build(cfg)
+    model = build_model(cfg)
     assert isinstance(model.backbone, SLaK)
     if cfg.default_scope == 'mmseg':
         assert model.backbone.channels == list(

@@ -27,6 +27,7 @@ from slak_mm.models import SLaK
 from slak_mm.utils import fall_back_to_fp32_without_cuda
 
 from .conftest import REPO_ROOT
+from .model_builds import build_model
 
 CONFIGS = osp.join(REPO_ROOT, 'configs')
 VOC_CONFIG = osp.join(CONFIGS, 'faster_rcnn_slak_t_voc2007.py')
@@ -53,12 +54,6 @@ def _mmdet_scope():
     return DefaultScope.overwrite_default_scope('mmdet')
 
 
-def _build_detector(cfg):
-    from mmdet.registry import MODELS
-    with _mmdet_scope():
-        return MODELS.build(copy.deepcopy(cfg.model))
-
-
 # --- configs -----------------------------------------------------------
 
 
@@ -75,7 +70,7 @@ def test_detection_config_builds(name):
     assert cfg.custom_hooks == [
         dict(type='slak_mm.StaticSparseHook', prefix='backbone.')
     ]
-    model = _build_detector(cfg)
+    model = build_model(cfg)
     assert isinstance(model.backbone, SLaK)
     assert model.backbone.out_indices == [0, 1, 2, 3]
     assert list(cfg.model.neck.in_channels) == model.backbone.channels
@@ -211,7 +206,7 @@ def test_coco_s_b_variants(size, arch, drop_path, decay, channels):
 @pytest.mark.parametrize('path', [VOC_CONFIG, COCO_1X_CONFIG])
 def test_layer_decay_param_groups_of_detector(path):
     cfg = Config.fromfile(path)
-    model = _build_detector(cfg)
+    model = build_model(cfg)
     fall_back_to_fp32_without_cuda(cfg)
     with _mmdet_scope():
         optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
@@ -291,7 +286,7 @@ def test_detector_loss_and_predict_on_real_images(kind, voc2007_mini,
     else:
         cfg = Config.fromfile(MINI_COCO_CONFIG)
         data = _real_batch(cfg, coco_mini, {}, [0, 1], (331, 223))
-    model = revert_sync_batchnorm(_build_detector(cfg))
+    model = revert_sync_batchnorm(build_model(cfg))
     model.init_weights()
     model.train()
     batch = model.data_preprocessor(data, True)

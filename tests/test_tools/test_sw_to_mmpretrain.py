@@ -22,6 +22,7 @@ from slak_mm.utils.official_checkpoint import OfficialCheckpointError
 from slak_mm.utils.official_sw_checkpoint import (convert_sw_state_dict,
                                                   converter_main)
 from ..conftest import REPO_ROOT
+from ..model_builds import build_model
 
 TINY = dict(depths=[1, 1, 2, 1], channels=[8, 16, 16, 24])
 KERNELS = [9, 7, 5, 5, 3]
@@ -150,13 +151,8 @@ def test_converted_sw_t_loads_into_the_published_config():
     """All keys and shapes of configs/sw_t_in1k.py (SW-v2-T, 1000 classes)
     are produced, and no other."""
     from mmengine.config import Config
-    from mmengine.registry import DefaultScope
-    from mmpretrain.registry import MODELS
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'sw_t_in1k.py'))
-    model_cfg = cfg.model.copy()
-    model_cfg.backbone.init_cfg = None
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(model_cfg)
+    model = build_model(cfg, init_cfg=None)
     state = model.state_dict()
     official = to_official(state, 'v2')
     assert 'downsample_layers.0.3.weight' in official

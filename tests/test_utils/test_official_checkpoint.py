@@ -10,7 +10,6 @@ and compares outputs in fp32 on the CPU (atol 1e-4).
 """
 import argparse
 import collections
-import copy
 import os.path as osp
 import re
 import sys
@@ -19,7 +18,6 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
 import slak_mm  # noqa: F401
@@ -29,6 +27,7 @@ from slak_mm.utils.official_checkpoint import (OfficialCheckpointError,
                                                converter_main,
                                                load_official_checkpoint)
 from ..conftest import REPO_ROOT
+from ..model_builds import build_model
 from ..tool_runs import run_tool
 
 ATOL = 1e-4
@@ -207,12 +206,8 @@ def _sync_bn_to_bn(cfg):
 
 def build_from_config(name, **backbone):
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', name))
-    model_cfg = _sync_bn_to_bn(copy.deepcopy(cfg.model))
-    model_cfg['backbone'].update(init_cfg=None, **backbone)
-    scope = cfg.default_scope
-    registry = __import__(f'{scope}.registry', fromlist=['MODELS'])
-    with DefaultScope.overwrite_default_scope(scope):
-        return registry.MODELS.build(model_cfg).eval()
+    _sync_bn_to_bn(cfg.model)
+    return build_model(cfg, init_cfg=None, **backbone).eval()
 
 
 VARIANT_BACKBONE = {
