@@ -38,9 +38,8 @@ branches are mmcv ``ConvModule`` s whose BN is called ``bn``). The head and
 neck keys of the mmseg 0.x ``UPerHead`` / ``FCNHead`` and of the mmdet 2.x
 ``FPN`` / ``RPNHead`` / ``ConvFCBBoxHead`` / ``FCNMaskHead`` are the same
 in mmseg 1.x / mmdet 3.x (both toolboxes reuse their 0.x / 2.x model-zoo
-files for these models), so :data:`HEAD_KEY_RENAMES` is empty for them and
-those keys are copied as they are; :func:`convert_state_dict` still
-checks every output key against the target model's keys in the tests.
+files for these models), so those keys are copied as they are; the tests
+check hand-written 0.x / 2.x key lists against the target models.
 
 Sparsity is stored as exact zeros in the weights; the conversion copies
 tensors unchanged (values, dtypes, zeros), so the zero pattern that
@@ -72,13 +71,6 @@ KERNEL_KEY_VARIANTS = {
     'lkb_origin': ('lkb_origin', ),
     'lkb_reparam': ('lkb_reparam', ),
 }
-
-#: Renames of head / neck keys between mmseg 0.x and 1.x and between mmdet
-#: 2.x and 3.x for the heads of the published SLaK models (a regular
-#: expression on the full key and its replacement). Empty: UPerHead,
-#: FCNHead, FPN, RPNHead, ConvFCBBoxHead and FCNMaskHead kept their
-#: parameter names.
-HEAD_KEY_RENAMES: List[Tuple[str, str]] = []
 
 #: What the official files hold per task: (prefix of the backbone keys,
 #: prefixes of the other keys that are kept; the classification ``head``
@@ -244,12 +236,6 @@ def convert_backbone_key(name: str) -> str:
     return block + '.'.join(parts)
 
 
-def _rename_head_key(name: str) -> str:
-    for pattern, replacement in HEAD_KEY_RENAMES:
-        name = re.sub(pattern, replacement, name)
-    return name
-
-
 def convert_state_dict(
         weights: Dict[str, torch.Tensor],
         task: str) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
@@ -314,7 +300,7 @@ def convert_state_dict(
         elif task == 'cls' and name.startswith('head.'):
             new = 'head.fc.' + name[len('head.'):]
         elif name.startswith(other_prefixes):
-            new = _rename_head_key(name)
+            new = name  # same names in mmseg 1.x / mmdet 3.x
         else:
             dropped.append(name)
             continue
