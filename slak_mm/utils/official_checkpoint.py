@@ -48,7 +48,7 @@ tensors unchanged (values, dtypes, zeros), so the zero pattern that
 import argparse
 import re
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -393,37 +393,55 @@ def convert_file(src: str,
     return summary
 
 
-def converter_main(task: str, argv: Optional[List[str]] = None) -> dict:
-    """Command line of ``tools/model_converters/slak_to_*.py``."""
-    toolbox = dict(cls='mmpretrain', seg='mmseg', det='mmdet')[task]
-    default_key = 'model' if task == 'cls' else 'state_dict'
-    parser = argparse.ArgumentParser(
-        description=f'Convert an official SLaK {task} checkpoint '
-        f'(VITA-Group/SLaK) to a {toolbox} checkpoint for slak_mm.')
+def converter_parser(description: str,
+                     key_choices: List[str]) -> argparse.ArgumentParser:
+    """The arguments every official-checkpoint converter takes: ``src``,
+    ``dst``, ``--key`` (default: the first of ``key_choices``) and
+    ``--unsafe-load``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument('src', help='official checkpoint')
     parser.add_argument('dst', help='output checkpoint')
-    choices = ['model', 'model_ema'] if task == 'cls' else ['state_dict']
     parser.add_argument(
         '--key',
-        choices=choices,
-        default=default_key,
-        help=f'entry that holds the weights (default: {default_key})')
+        choices=key_choices,
+        default=key_choices[0],
+        help=f'entry that holds the weights (default: {key_choices[0]})')
     parser.add_argument(
         '--unsafe-load',
         action='store_true',
         help='unpickle with torch.load(weights_only=False); runs code '
         'from the file, only for files from a trusted source (the default '
         'safe loader allows argparse.Namespace besides tensors)')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run_converter(parser: argparse.ArgumentParser, dst: str,
+                  convert: Callable[[], dict],
+                  describe: Callable[[dict, str], str]) -> dict:
+    """Run ``convert()``; print ``describe(summary, source_key)`` and the
+    output path, or exit with status 2 and the message of an
+    :class:`OfficialCheckpointError`."""
     try:
-        summary = convert_file(
+        summary = convert()
+    except OfficialCheckpointError as err:
+        parser.exit(2, f'error: {err}\n')
+    print(describe(summary, summary['source_key']))
+    print(f'saved {dst}')
+    return summary
+
+
+def converter_main(task: str, argv: Optional[List[str]] = None) -> dict:
+    """Command line of ``tools/model_converters/slak_to_*.py``."""
+    toolbox = dict(cls='mmpretrain', seg='mmseg', det='mmdet')[task]
+    parser = converter_parser(
+        f'Convert an official SLaK {task} checkpoint (VITA-Group/SLaK) to a '
+        f'{toolbox} checkpoint for slak_mm.',
+        ['model', 'model_ema'] if task == 'cls' else ['state_dict'])
+    args = parser.parse_args(argv)
+    return run_converter(
+        parser, args.dst, lambda: convert_file(
             args.src,
             args.dst,
             task,
             key=args.key,
-            unsafe_load=args.unsafe_load)
-    except OfficialCheckpointError as err:
-        parser.exit(2, f'error: {err}\n')
-    print(format_summary(summary, summary['source_key']))
-    print(f'saved {args.dst}')
-    return summary
+            unsafe_load=args.unsafe_load), format_summary)

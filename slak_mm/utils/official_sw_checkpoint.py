@@ -50,7 +50,6 @@ is, which the summary lists per stage for checking against the config's
 Tensors are copied unchanged (values, dtypes, the zeros of a sparse
 model); the SW-v2 GRN parameters are only reshaped.
 """
-import argparse
 import re
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
@@ -59,8 +58,9 @@ import torch
 
 from slak_mm.models.layers.shiftwise_conv import (draw_shift_indices,
                                                   split_ghost_channels)
-from .official_checkpoint import (OfficialCheckpointError,
-                                  load_official_checkpoint, select_weights)
+from .official_checkpoint import (OfficialCheckpointError, converter_parser,
+                                  load_official_checkpoint, run_converter,
+                                  select_weights)
 
 #: The seed of the official SW layers (``np.random.seed(123)`` and
 #: ``torch.manual_seed(123)`` in every layer).
@@ -420,17 +420,11 @@ def convert_sw_file(src: str,
 
 def converter_main(argv: Optional[List[str]] = None) -> dict:
     """Command line of ``tools/model_converters/sw_to_mmpretrain.py``."""
-    parser = argparse.ArgumentParser(
-        description='Convert an official ShiftwiseConv classification '
-        'checkpoint (lidc54/shift-wiseConv, ShiftWise_v1 / ShiftWise_v2) to '
-        'an mmpretrain checkpoint for slak_mm (configs/sw_t_in1k.py).')
-    parser.add_argument('src', help='official checkpoint')
-    parser.add_argument('dst', help='output checkpoint')
-    parser.add_argument(
-        '--key',
-        choices=['model', 'model_ema'],
-        default='model',
-        help='entry that holds the weights (default: model)')
+    parser = converter_parser(
+        'Convert an official ShiftwiseConv classification checkpoint '
+        '(lidc54/shift-wiseConv, ShiftWise_v1 / ShiftWise_v2) to an '
+        'mmpretrain checkpoint for slak_mm (configs/sw_t_in1k.py).',
+        ['model', 'model_ema'])
     parser.add_argument(
         '--version',
         choices=['auto'] + sorted(SW_VERSIONS),
@@ -447,25 +441,15 @@ def converter_main(argv: Optional[List[str]] = None) -> dict:
         default=4,
         help='N_rep of the trained model (default: 4; not stored in the '
         'weights)')
-    parser.add_argument(
-        '--unsafe-load',
-        action='store_true',
-        help='unpickle with torch.load(weights_only=False); runs code '
-        'from the file, only for files from a trusted source')
     args = parser.parse_args(argv)
     if args.num_reps < 1:
         parser.error('--num-reps must be >= 1')
-    try:
-        summary = convert_sw_file(
+    return run_converter(
+        parser, args.dst, lambda: convert_sw_file(
             args.src,
             args.dst,
             key=args.key,
             version=args.version,
             ghost_ratio=args.ghost_ratio,
             num_reps=args.num_reps,
-            unsafe_load=args.unsafe_load)
-    except OfficialCheckpointError as err:
-        parser.exit(2, f'error: {err}\n')
-    print(format_sw_summary(summary, summary['source_key']))
-    print(f'saved {args.dst}')
-    return summary
+            unsafe_load=args.unsafe_load), format_sw_summary)
