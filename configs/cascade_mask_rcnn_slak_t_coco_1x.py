@@ -1,12 +1,14 @@
 # Cascade Mask R-CNN + FPN with SLaK-T on COCO 2017, 12 epochs: the
 # published SLaK detection recipe (VITA-Group/SLaK detection/configs,
 # mmdet 2.x), in mmdet 3.x form:
-# - backbone: SLaK-T, kernels 51/49/47/13 + 5, width factor 1.3, all four
-#   stages into the FPN ([124, 249, 499, 998]), drop path 0.4, layer scale
-#   1.0; ImageNet-1k checkpoint (mmpretrain format, `backbone.` keys) at
-#   `checkpoint_file`; `--cfg-options model.backbone.init_cfg=None` trains
-#   from scratch. Fine-tuning keeps the pretrained sparse pattern fixed
-#   (StaticSparseHook; off with `--cfg-options custom_hooks.0.enabled=False`).
+# - backbone: SLaK-T, kernels 51/49/47/13 + 5, width factor 1.3, SyncBN in
+#   the large-kernel branches, all four stages into the FPN ([124, 249, 499,
+#   998]), drop path 0.4, layer scale 1.0; ImageNet-1k checkpoint
+#   (mmpretrain format, `backbone.` keys) at `checkpoint_file`, output norms
+#   norm0..3 starting at 1 / 0 (pretrained_out_norms=False);
+#   `--cfg-options model.backbone.init_cfg=None` trains from scratch.
+#   Fine-tuning keeps the pretrained sparse pattern fixed (StaticSparseHook;
+#   off with `--cfg-options custom_hooks.0.enabled=False`).
 # - heads: three 4conv1fc box heads (SyncBN) regressing decoded boxes with
 #   GIoU loss (weight 10), see _base_/models/cascade_mask_rcnn_slak_fpn.py.
 # - data: multi-scale training, short side 480..800 (step 32, long side <=
@@ -16,8 +18,8 @@
 # - optimizer: AdamW lr 2e-4, betas (0.9, 0.999), wd 0.05, layer-wise lr
 #   decay 0.7 over 6 layer ids; 500 warm-up iterations (linear from 0.001),
 #   lr x0.1 after epochs 8 and 11; 16 images per iteration (8 GPUs x 2).
-# - mixed precision (AmpOptimWrapper) as in mmdet's ConvNeXt config;
-#   tools/train.py trains in fp32 where CUDA is unavailable.
+# - fp32 as the official configs (`tools/train.py --amp` trains in mixed
+#   precision instead, as mmdet's ConvNeXt config does).
 # The published 12-epoch result, 48.4 box AP / 41.8 mask AP, fine-tuned the
 # 120-epoch ImageNet checkpoint (pass it as
 # `--cfg-options model.backbone.init_cfg.checkpoint=...`); the 36-epoch
@@ -34,9 +36,10 @@ model = dict(
         arch='tiny',
         kernel_size=[51, 49, 47, 13, 5],
         width_factor=1.3,
-        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_cfg=dict(type='SyncBN', requires_grad=True),
         out_indices=[0, 1, 2, 3],
         gap_before_final_norm=False,
+        pretrained_out_norms=False,
         drop_path_rate=0.4,
         layer_scale_init_value=1.0,
         init_cfg=dict(
@@ -97,12 +100,11 @@ param_scheduler = [
 ]
 
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
+    type='OptimWrapper',
     optimizer=dict(
         type='AdamW', lr=0.0002, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='slak_mm.LearningRateDecayOptimizerConstructor',
-    paramwise_cfg=dict(decay_rate=0.7, decay_type='layer_wise', num_layers=6),
-    loss_scale='dynamic')
+    paramwise_cfg=dict(decay_rate=0.7, decay_type='layer_wise', num_layers=6))
 
 custom_hooks = [dict(type='slak_mm.StaticSparseHook', prefix='backbone.')]
 

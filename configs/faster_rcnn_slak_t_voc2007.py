@@ -15,9 +15,11 @@
 #   0.01); a 500-iteration linear warm-up as in the COCO schedules (mmdet's
 #   VOC SGD recipe has none). fp32 as mmdet's VOC recipe (add --amp for
 #   mixed precision).
-# - backbone: drop path 0.4, layer scale 1.0, ImageNet-1k SLaK-T checkpoint
-#   in mmpretrain format (`state_dict` with `backbone.` keys) at
-#   `checkpoint_file`; train from scratch with
+# - backbone: SyncBN in the large-kernel branches, drop path 0.4, layer
+#   scale 1.0, ImageNet-1k SLaK-T checkpoint in mmpretrain format
+#   (`state_dict` with `backbone.` keys) at `checkpoint_file`, output norms
+#   norm0..3 starting at 1 / 0 (pretrained_out_norms=False, as the official
+#   SLaK detection / segmentation code); train from scratch with
 #   `--cfg-options model.backbone.init_cfg=None`. Fine-tuning keeps the
 #   pretrained sparse pattern fixed (StaticSparseHook; switch it off with
 #   `--cfg-options custom_hooks.0.enabled=False`).
@@ -33,9 +35,10 @@ model = dict(
         arch='tiny',
         kernel_size=[51, 49, 47, 13, 5],
         width_factor=1.3,
-        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_cfg=dict(type='SyncBN', requires_grad=True),
         out_indices=[0, 1, 2, 3],
         gap_before_final_norm=False,
+        pretrained_out_norms=False,
         drop_path_rate=0.4,
         layer_scale_init_value=1.0,
         init_cfg=dict(

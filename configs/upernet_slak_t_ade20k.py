@@ -1,13 +1,17 @@
 # UperNet + SLaK-T on ADE20K, the published recipe (SLaK, ICLR 2023):
 # 512x512 crops, 160k iterations, 16 images per iteration (8 GPUs x 2),
-# AdamW lr 1e-4 wd 0.05 with stage-wise lr decay 0.9 (num_layers 6),
-# 1500 linear warm-up iterations then poly, drop path 0.4, mixed precision,
-# sliding-window test (512 crop, stride 341). Published mIoU (single
-# scale): 47.6.
+# AdamW lr 1e-4 wd 0.05 with stage-wise lr decay 0.9 (num_layers 6; decode
+# / auxiliary heads and output norms at the full lr), 1500 linear warm-up
+# iterations then poly, drop path 0.4, SyncBN in the large-kernel branches,
+# fp32 as the official configs (`tools/train.py --amp` trains in mixed
+# precision instead), sliding-window test (512 crop, stride 341).
+# Published mIoU (single scale): 47.6.
 #
 # The backbone starts from an ImageNet-1k SLaK-T checkpoint in mmpretrain
 # format (`state_dict` with `backbone.` keys) at `checkpoint_file`; to train
-# from scratch pass `--cfg-options model.backbone.init_cfg=None`.
+# from scratch pass `--cfg-options model.backbone.init_cfg=None`. The output
+# norms norm0..3 start at 1 / 0 (the checkpoint's final norm is not loaded,
+# model.backbone.pretrained_out_norms=False), as in the official code.
 # As published, fine-tuning keeps the sparse pattern of the pretrained
 # backbone fixed (StaticSparseHook: masks = zeros of the loaded weights;
 # a dense backbone is left dense). Switch it off with
@@ -34,12 +38,11 @@ model = dict(
 
 optim_wrapper = dict(
     _delete_=True,
-    type='AmpOptimWrapper',
+    type='OptimWrapper',
     optimizer=dict(
         type='AdamW', lr=0.0001, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='slak_mm.LearningRateDecayOptimizerConstructor',
-    paramwise_cfg=dict(decay_rate=0.9, decay_type='stage_wise', num_layers=6),
-    loss_scale='dynamic')
+    paramwise_cfg=dict(decay_rate=0.9, decay_type='stage_wise', num_layers=6))
 
 param_scheduler = [
     dict(

@@ -1,6 +1,7 @@
 """Every config in configs/ builds its model and optimizer (no weights)."""
 import glob
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -76,6 +77,9 @@ def test_published_ade20k_recipe(size, arch, drop_path, num_layers,
         mode='slide', crop_size=(512, 512), stride=(341, 341))
     assert cfg.crop_size == (512, 512)
     optim = cfg.optim_wrapper
+    # fp32 as the official configs (tools/train.py --amp switches to AMP)
+    assert optim.type == 'OptimWrapper'
+    assert 'loss_scale' not in optim
     assert optim.optimizer.type == 'AdamW'
     assert optim.optimizer.lr == 1e-4
     assert optim.optimizer.weight_decay == 0.05
@@ -92,3 +96,40 @@ def test_published_ade20k_recipe(size, arch, drop_path, num_layers,
     assert cfg.custom_hooks == [
         dict(type='slak_mm.StaticSparseHook', prefix='backbone.')
     ]
+
+
+def _header(path):
+    """The leading comment block of a config file, as one line."""
+    lines = []
+    with open(path) as f:
+        for line in f:
+            if not line.startswith('#'):
+                break
+            lines.append(line.lstrip('#').strip())
+    return ' '.join(lines)
+
+
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.relpath(p, REPO_ROOT) for p in CONFIGS])
+def test_official_norms_precision_and_out_norms(path):
+    """As the official code: SyncBN in the backbone of every config (the
+    Runner reverts it to BN when not distributed), fp32 downstream, and
+    dense-prediction backbones whose norm0..3 are not loaded from the
+    classification checkpoint. A header mentions mixed precision only as
+    the `--amp` option."""
+    cfg = Config.fromfile(path)
+    backbone = cfg.model.backbone
+    assert backbone.norm_cfg == dict(type='SyncBN', requires_grad=True)
+    optim = cfg.optim_wrapper
+    if cfg.default_scope in ('mmseg', 'mmdet'):
+        assert backbone.gap_before_final_norm is False
+        assert backbone.pretrained_out_norms is False
+        assert optim.type == 'OptimWrapper'
+        assert 'loss_scale' not in optim
+    else:
+        assert backbone.get('pretrained_out_norms', True) is True
+    header = _header(path)
+    assert 'AmpOptimWrapper' not in header
+    for match in re.finditer('mixed precision', header):
+        assert '--amp' in header[max(0, match.start() - 80):match.end()], \
+            header

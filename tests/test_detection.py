@@ -166,7 +166,8 @@ def test_published_coco_recipe(name, epochs, milestones):
     assert crop[1].crop_size == (384, 600)
     assert cfg.train_dataloader.batch_size == 2  # x 8 GPUs
     optim = cfg.optim_wrapper
-    assert optim.type == 'AmpOptimWrapper'
+    assert optim.type == 'OptimWrapper'  # fp32 as the official configs
+    assert 'loss_scale' not in optim
     assert optim.optimizer == dict(
         type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05)
     assert optim.paramwise_cfg == dict(

@@ -3,9 +3,10 @@
 # Inherits configs/cascade_mask_rcnn_slak_t_coco_1x.py and changes only the
 # schedule (16 iterations), the image scales (the published multi-scale +
 # crop augmentation scaled by 0.4: short side 192..320) and the data root.
-# Without CUDA, tools/train.py trains in fp32 instead of the recipe's mixed
-# precision. The backbone starts from random weights (no ImageNet
-# checkpoint offline), so expect AP near 0: the demo shows the pipeline.
+# Training is in fp32 as the recipe; in a single process mmengine's Runner
+# reverts the recipe's SyncBN to BN. The backbone starts from random
+# weights (no ImageNet checkpoint offline), so expect AP near 0: the demo
+# shows the pipeline.
 _base_ = ['../cascade_mask_rcnn_slak_t_coco_1x.py']
 
 data_root = 'data/sample/coco/'

@@ -1,8 +1,9 @@
 # Demo: UperNet + SLaK-T trained briefly on CPU on a small real sample.
 # Inherits the published recipe and changes only the schedule, the crop /
-# test scale and the data root. Without CUDA, tools/train.py trains in fp32
-# instead of the recipe's mixed precision. The data root is the output of
-# tools/prepare_sample_data.py; tools/run_demo.sh can point it elsewhere.
+# test scale and the data root. Training is in fp32 as the recipe; in a
+# single process mmengine's Runner reverts the recipe's SyncBN to BN. The
+# data root is the output of tools/prepare_sample_data.py;
+# tools/run_demo.sh can point it elsewhere.
 # The backbone starts from random weights (no ImageNet checkpoint offline).
 _base_ = ['../upernet_slak_t_ade20k.py']
 

@@ -86,9 +86,10 @@ def scale_lr_with_accumulation(cfg: Config) -> bool:
 def fall_back_to_fp32_without_cuda(cfg: Config) -> bool:
     """Train configs that ask for AMP in fp32 on machines without CUDA.
 
-    The published GPU recipes use ``AmpOptimWrapper`` (fp16 with dynamic
-    loss scaling), which mmengine 0.10.7 refuses to build without a GPU.
-    Without CUDA this replaces it by a plain ``OptimWrapper`` with the same
+    ``AmpOptimWrapper`` (fp16 with dynamic loss scaling; what
+    ``tools/train.py --amp`` selects, the published recipes are fp32) is
+    refused by mmengine 0.10.7 without a GPU. Without CUDA this replaces
+    it by a plain ``OptimWrapper`` with the same
     optimizer, constructor, ``paramwise_cfg``, ``clip_grad`` and
     ``accumulative_counts``, and logs a warning. With CUDA it does nothing.
 

@@ -210,6 +210,68 @@ def test_pretrained_init_with_prefix(tmp_path):
         assert torch.equal(dst.state_dict()[k], v), k
 
 
+@pytest.mark.parametrize('pretrained_out_norms', [False, True])
+def test_cls_checkpoint_into_dense_backbone(tmp_path, pretrained_out_norms):
+    """A classification checkpoint (mmpretrain format: the final norm is
+    ``backbone.norm3``) loaded into a segmentation / detection backbone:
+    with ``pretrained_out_norms=False`` (the published dense-prediction
+    configs; official SLaK) norm0..3 stay at weight 1 / bias 0 while the
+    stages and downsample layers are loaded; with True norm3 is loaded."""
+    torch.manual_seed(0)
+    cls = SLaK(MINI_ARCH, kernel_size=MINI_KERNELS, out_indices=-1)
+    cls.init_weights()
+    with torch.no_grad():
+        cls.norm3.weight.uniform_(0.5, 1.5)
+        cls.norm3.bias.uniform_(-0.5, 0.5)
+        for param in cls.parameters():  # no weight left at its init value
+            param.add_(0.01)
+    state = {f'backbone.{k}': v for k, v in cls.state_dict().items()}
+    state['head.fc.weight'] = torch.randn(10, 166)
+    state['head.fc.bias'] = torch.randn(10)
+    ckpt = tmp_path / 'cls.pth'
+    save_checkpoint(dict(state_dict=state), str(ckpt))
+
+    dense = SLaK(
+        MINI_ARCH,
+        kernel_size=MINI_KERNELS,
+        out_indices=(0, 1, 2, 3),
+        gap_before_final_norm=False,
+        pretrained_out_norms=pretrained_out_norms,
+        init_cfg=dict(
+            type='Pretrained', checkpoint=str(ckpt), prefix='backbone.'))
+    dense.init_weights()
+    loaded = dense.state_dict()
+    for key, value in cls.state_dict().items():
+        if key.startswith('norm3.'):
+            continue
+        assert torch.equal(loaded[key], value), key
+    channels = dense.channels
+    for i in range(3):  # not in the checkpoint: 1 / 0 either way
+        assert torch.equal(loaded[f'norm{i}.weight'], torch.ones(channels[i]))
+        assert torch.equal(loaded[f'norm{i}.bias'], torch.zeros(channels[i]))
+    if pretrained_out_norms:
+        assert torch.equal(loaded['norm3.weight'], cls.norm3.weight)
+        assert torch.equal(loaded['norm3.bias'], cls.norm3.bias)
+    else:
+        assert torch.equal(loaded['norm3.weight'], torch.ones(channels[3]))
+        assert torch.equal(loaded['norm3.bias'], torch.zeros(channels[3]))
+
+
+def test_pretrained_out_norms_needs_a_pretrained_init_cfg():
+    """Without a Pretrained init_cfg the option changes nothing (the norms
+    are initialised as usual)."""
+    torch.manual_seed(0)
+    model = SLaK(
+        MINI_ARCH,
+        kernel_size=MINI_KERNELS,
+        out_indices=(0, 3),
+        pretrained_out_norms=False,
+        init_cfg=dict(type='Constant', layer='LayerNorm2d', val=2., bias=.5))
+    model.init_weights()
+    assert torch.equal(model.norm3.weight, torch.full((166, ), 2.))
+    assert torch.equal(model.norm0.bias, torch.full((20, ), .5))
+
+
 def test_pretrained_without_matching_prefix_raises(tmp_path):
     """An official-layout file (weights under `model`) must not load
     silently."""

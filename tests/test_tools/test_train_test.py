@@ -1,6 +1,8 @@
 """End-to-end runs of tools/train.py, tools/test.py and tools/dist_train.sh
 on real images (shared ADE20K-format sample) with a scaled-down SLaK."""
+import argparse
 import glob
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -9,8 +11,10 @@ import sys
 
 import pytest
 import torch
+from mmengine.config import Config
 
 import slak_mm  # noqa: F401  (safe torch.load of mmengine checkpoints)
+from slak_mm.utils import fall_back_to_fp32_without_cuda
 from ..conftest import REPO_ROOT
 from ..tool_runs import data_root_options as _data_options
 from ..tool_runs import run_tool as _run
@@ -32,6 +36,43 @@ def _train(work_dir, data_root, cfg_options=(), args=(), max_iters=None):
             f'train_cfg.val_interval={max_iters}'
         ]
     return _run(cmd)
+
+
+@pytest.mark.parametrize('name', [
+    'upernet_slak_t_ade20k.py', 'upernet_sw_t_ade20k.py',
+    'cascade_mask_rcnn_slak_t_coco_1x.py', 'faster_rcnn_slak_t_voc2007.py'
+])
+def test_amp_option_on_the_fp32_recipes(name):
+    """The downstream recipes are fp32 (OptimWrapper) as the official
+    configs; `tools/train.py --amp` switches them to AmpOptimWrapper with
+    dynamic loss scaling (same optimizer and constructor), which a machine
+    without CUDA turns back into fp32."""
+    spec = importlib.util.spec_from_file_location(
+        'slak_mm_tools_train', osp.join(REPO_ROOT, 'tools', 'train.py'))
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    path = osp.join(REPO_ROOT, 'configs', name)
+    cfg = Config.fromfile(path)
+    fp32 = cfg.optim_wrapper.to_dict()
+    assert fp32['type'] == 'OptimWrapper' and 'loss_scale' not in fp32
+    args = argparse.Namespace(
+        config=path,
+        launcher='none',
+        cfg_options=None,
+        work_dir='work_dirs/unused',
+        amp=True,
+        resume=None,
+        auto_scale_lr=False,
+        no_validate=False)
+    cfg = train.merge_args(cfg, args)
+    amp = cfg.optim_wrapper.to_dict()
+    assert amp.pop('type') == 'AmpOptimWrapper'
+    assert amp.pop('loss_scale') == 'dynamic'
+    assert amp == {k: v for k, v in fp32.items() if k != 'type'}
+    replaced = fall_back_to_fp32_without_cuda(cfg)
+    assert replaced is not torch.cuda.is_available()
+    if replaced:
+        assert cfg.optim_wrapper.to_dict() == fp32
 
 
 def test_train_loss_decreases_and_test_reports_miou(tmp_path,

@@ -31,6 +31,9 @@ from ..model_builds import build_model
 from ..tool_runs import run_tool
 
 ATOL = 1e-4
+#: Relative tolerance for outputs that grow with depth (FPN levels reach
+#: |x| ~ 6; float32 rounding of a 51x51 conv chain differs between CPUs).
+RTOL = 1e-4
 TINY = dict(depths=[3, 3, 9, 3], dims=[96, 192, 384, 768])
 KERNELS = [51, 49, 47, 13, 5]
 
@@ -367,7 +370,7 @@ def test_dense_prediction_conversion_is_exact(tmp_path, task, variant):
         feats = model.backbone(x)
         assert len(feats) == 4
         for ours, ref in zip(feats, expected):
-            torch.testing.assert_close(ours, ref, atol=ATOL, rtol=0)
+            torch.testing.assert_close(ours, ref, atol=ATOL, rtol=RTOL)
         # the heads see the converted weights: same outputs from the
         # official features and from the slak_mm backbone's
         if task == 'seg':
@@ -375,10 +378,10 @@ def test_dense_prediction_conversion_is_exact(tmp_path, task, variant):
                 model.decode_head(feats),
                 model.decode_head(expected),
                 atol=ATOL,
-                rtol=0)
+                rtol=RTOL)
         else:
             for ours, ref in zip(model.neck(feats), model.neck(expected)):
-                torch.testing.assert_close(ours, ref, atol=ATOL, rtol=0)
+                torch.testing.assert_close(ours, ref, atol=ATOL, rtol=RTOL)
         for key in head_keys:
             torch.testing.assert_close(model.state_dict()[key], written[key])
 

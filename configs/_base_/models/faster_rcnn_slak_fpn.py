@@ -16,11 +16,17 @@ model = dict(
         arch='tiny',
         kernel_size=[51, 49, 47, 13, 5],
         width_factor=1.3,
-        norm_cfg=dict(type='BN', requires_grad=True),
+        # SyncBN after each large-kernel branch, as the official code
+        # (use_sync_bn = True); reverted to BN by mmengine's Runner when
+        # not distributed and by slak_mm.CPUCompatibleDDP on CPU
+        norm_cfg=dict(type='SyncBN', requires_grad=True),
         drop_path_rate=0.4,
         layer_scale_init_value=1.0,
         out_indices=[0, 1, 2, 3],
-        gap_before_final_norm=False),
+        gap_before_final_norm=False,
+        # norm0..3 start at 1 / 0: the final norm of the classification
+        # checkpoint is not loaded into norm3 (as in the official code)
+        pretrained_out_norms=False),
     neck=dict(
         type='FPN',
         in_channels=[124, 249, 499, 998],

@@ -12,7 +12,10 @@ model = dict(
         arch='tiny',
         kernel_size=[51, 49, 47, 13, 5],
         width_factor=1.3,
-        norm_cfg=dict(type='BN', requires_grad=True),
+        # SyncBN after each large-kernel branch, as the official code
+        # (use_sync_bn = True); reverted to BN by mmengine's Runner when
+        # not distributed and by slak_mm.CPUCompatibleDDP on CPU
+        norm_cfg=dict(type='SyncBN', requires_grad=True),
         drop_path_rate=0.1,
         layer_scale_init_value=1e-6,
         out_indices=-1,

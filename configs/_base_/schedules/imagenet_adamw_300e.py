@@ -3,6 +3,12 @@
 # weight decay 0.05 except for 1-D parameters and biases (norms, layer
 # scale gamma), no gradient clipping; 20 epochs of linear warm-up, then
 # cosine decay to 1e-6 at epoch 300, both updated every iteration.
+# GRN gamma / beta (ShiftWise v2 blocks; none in SLaK) are decayed: the
+# official SW code stores them as (1, 1, 1, 4C), which its 1-D rule does not
+# exempt (lidc54/shift-wiseConv optim_factory.py:80); ours are (4C,), so
+# `custom_keys` matches them by name (`...grn.gamma` / `...grn.beta`).
+# `--cfg-options optim_wrapper.paramwise_cfg.custom_keys.grn.decay_mult=0`
+# exempts them like the other 1-D parameters.
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(
@@ -12,7 +18,10 @@ optim_wrapper = dict(
         eps=1e-8,
         betas=(0.9, 0.999)),
     paramwise_cfg=dict(
-        norm_decay_mult=0.0, bias_decay_mult=0.0, flat_decay_mult=0.0),
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        flat_decay_mult=0.0,
+        custom_keys={'grn': dict(decay_mult=1.0)}),
     clip_grad=None,
 )
 param_scheduler = [

@@ -6,6 +6,7 @@ import torch.nn as nn
 from mmengine.dist import get_dist_info
 from mmengine.logging import MMLogger
 from mmengine.optim import DefaultOptimWrapperConstructor
+from mmpretrain.models.utils import GRN
 
 from slak_mm.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
@@ -27,18 +28,36 @@ class LearningRateDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
       ``max = num_layers``; parameters outside the backbone get
       ``num_layers + 1``.
     - ``stage_wise``: every downsample layer -> 0, stage ``i`` -> ``i + 1``,
-      everything else -> ``num_layers - 1``.
+      everything else (output norms, necks, heads) -> ``num_layers + 1``.
 
     Each parameter's learning rate is ``base_lr * decay_rate ** (num_layers
-    + 1 - layer_id)``. Weight decay is 0 for 1-D parameters (norms, biases,
-    layer scales) and ``base_wd`` otherwise. Parameters with
-    ``requires_grad=False`` (frozen stages) are left out.
+    + 1 - layer_id)``, so parameters outside the backbone train at
+    ``base_lr`` with both decay types. This is the official rule (VITA-Group/
+    SLaK ``segmentation/mmseg/core/optimizers/
+    layer_decay_optimizer_constructor.py:125,152-161``, as in mmseg 1.x's
+    ConvNeXt constructor): it counts ``num_layers + 2`` ids, gives the
+    parameters outside the backbone the last one, and scales by
+    ``decay_rate ** (num_layers + 2 - id - 1)``.
+
+    Weight decay is 0 for 1-D parameters (norms, layer scales) and biases,
+    ``base_wd`` otherwise, except that the ``gamma`` / ``beta`` of
+    GRN layers (mmpretrain ``GRN``, in ShiftWise v2 blocks) are decayed
+    although they are 1-D here: the official ShiftWise code stores them as
+    ``(1, 1, 1, 4C)`` tensors (``backbones/SW_v2_unirep.py:44-46``),
+    which its 1-D rule does not exempt (lidc54/shift-wiseConv
+    ``downstream/detection/mmdet/core/optimizers/
+    layer_decay_optimizer_constructor.py:107-113``, the segmentation copy
+    ``:134-140``). Parameters with ``requires_grad=False`` (frozen stages)
+    are left out.
 
     ``paramwise_cfg`` keys:
 
     - ``num_layers`` (int, required): 6 for SLaK-T, 12 for S/B.
     - ``decay_rate`` (float, required): e.g. 0.9 (ADE20K), 0.7 (COCO).
     - ``decay_type`` (str): ``'layer_wise'`` (default) or ``'stage_wise'``.
+    - ``decay_grn`` (bool): Weight-decay GRN ``gamma`` / ``beta`` as the
+      official code does. False exempts them like the other 1-D
+      parameters. Defaults to True.
 
     Raises:
         ValueError: If a required key is missing or ``decay_type`` is
@@ -77,11 +96,20 @@ class LearningRateDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                 f'`model.backbone.{method}()`; {type(module).__name__} has '
                 f'backbone {type(backbone).__name__}.')
 
+        decay_grn = bool(cfg.get('decay_grn', True))
+        grn_params = {
+            id(p)
+            for m in module.modules() if isinstance(m, GRN)
+            for p in m.parameters(recurse=False)
+        } if decay_grn else set()
+
         groups = {}
         for name, param in module.named_parameters():
             if not param.requires_grad:
                 continue
-            if param.ndim == 1 or name.endswith('.bias'):
+            if id(param) in grn_params:
+                decay_name, weight_decay = 'decay', self.base_wd
+            elif param.ndim == 1 or name.endswith('.bias'):
                 decay_name, weight_decay = 'no_decay', 0.
             else:
                 decay_name, weight_decay = 'decay', self.base_wd
@@ -91,7 +119,8 @@ class LearningRateDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             else:
                 layer_id = backbone.get_stage_depth(name, 'backbone.')
                 if layer_id is None:
-                    layer_id = num_layers - 1
+                    # outside downsample_layers / stages: lr scale 1
+                    layer_id = num_layers + 1
             group_name = f'layer_{layer_id}_{decay_name}'
             if group_name not in groups:
                 scale = decay_rate**(num_layers + 1 - layer_id)

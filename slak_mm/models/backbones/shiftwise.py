@@ -229,6 +229,7 @@ class _ShiftWiseBase(SLaK):
             frozen_stages: int = 0,
             norm_eval: bool = False,
             gap_before_final_norm: bool = True,
+            pretrained_out_norms: bool = True,
             with_cp: bool = False,
             fast_path: bool = True,
             init_cfg: Optional[Union[dict, list]] = DEFAULT_INIT_CFG) -> None:
@@ -246,6 +247,7 @@ class _ShiftWiseBase(SLaK):
             frozen_stages=frozen_stages,
             norm_eval=norm_eval,
             gap_before_final_norm=gap_before_final_norm,
+            pretrained_out_norms=pretrained_out_norms,
             with_cp=with_cp,
             deploy=False,
             fast_path=fast_path,
@@ -297,6 +299,9 @@ class ShiftWiseV1(_ShiftWiseBase):
         norm_eval (bool): Keep BN layers in eval mode. Defaults to False.
         gap_before_final_norm (bool): Return ``(N, C)`` pooled vectors;
             False for ``(N, C, H, W)`` maps. Defaults to True.
+        pretrained_out_norms (bool): Whether a ``Pretrained`` ``init_cfg``
+            may set the output norms; False keeps them at 1 / 0 (official
+            downstream behaviour, see :class:`SLaK`). Defaults to True.
         with_cp (bool): Gradient checkpointing. Defaults to False.
         fast_path (bool): The CPU fast path of the SW strip convs
             (:class:`ShiftwiseConv`); same outputs. Defaults to True.

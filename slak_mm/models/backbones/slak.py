@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks import DropPath
+from mmengine.logging import print_log
 from mmengine.model import BaseModule, Sequential
 from mmpretrain.models.utils import LayerNorm2d
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -150,7 +151,10 @@ class SLaK(BaseModule):
         width_factor (float): Channel multiplier, truncated with ``int``.
             Defaults to 1.3.
         norm_cfg (dict): Norm after each large-kernel branch (``BN`` or
-            ``SyncBN``). Defaults to ``dict(type='BN')``.
+            ``SyncBN``; the published configs use ``SyncBN``, as the
+            official code hard-codes, and a run without distributed
+            training reverts it to ``BN``). Defaults to
+            ``dict(type='BN')``.
         drop_path_rate (float): Maximum stochastic depth rate, increasing
             linearly over all blocks. Defaults to 0.
         layer_scale_init_value (float): Initial layer scale. Defaults to
@@ -164,6 +168,20 @@ class SLaK(BaseModule):
         gap_before_final_norm (bool): Global-average-pool before the output
             norms and return ``(N, C)`` vectors (classification). Set False
             for ``(N, C, H, W)`` maps (dense prediction). Defaults to True.
+        pretrained_out_norms (bool): Whether a ``Pretrained`` ``init_cfg``
+            may set the output norms ``norm{i}``. If False they keep
+            weight 1 / bias 0 after loading: the final norm of a
+            classification checkpoint (``backbone.norm3`` in mmpretrain
+            format) is then not loaded into the ``norm3`` of a
+            segmentation / detection backbone, as in the official SLaK
+            code (VITA-Group/SLaK ``segmentation/slak.py:260-264,303-315``,
+            ``detection/slak.py:256-260``: ``norm0..3`` created at 1 / 0,
+            and the classification ``norm`` matches no key of theirs when
+            loaded with ``strict=False``). The published dense-prediction
+            configs set False; keep True for classification (``norm3`` is
+            the final norm) and for a checkpoint whose ``norm0..3`` were
+            trained for dense prediction. Only the ``init_cfg`` is
+            affected, not ``load_from`` / ``--resume``. Defaults to True.
         with_cp (bool): Gradient checkpointing in the blocks.
             Defaults to False.
         deploy (bool): Build every large kernel directly in its
@@ -228,6 +246,7 @@ class SLaK(BaseModule):
             frozen_stages: int = 0,
             norm_eval: bool = False,
             gap_before_final_norm: bool = True,
+            pretrained_out_norms: bool = True,
             with_cp: bool = False,
             deploy: bool = False,
             fast_path: bool = True,
@@ -251,6 +270,7 @@ class SLaK(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.gap_before_final_norm = gap_before_final_norm
+        self.pretrained_out_norms = bool(pretrained_out_norms)
         self.deploy = bool(deploy)
         self.fast_path = bool(fast_path)
         self.decompose = bool(decompose)
@@ -289,18 +309,36 @@ class SLaK(BaseModule):
         warns; here a file whose keys (after ``prefix``) match none of the
         backbone's, or that holds official SLaK key names, raises instead
         (:func:`slak_mm.utils.check_checkpoint_keys`, which also logs the
-        missing / unexpected keys).
+        missing / unexpected keys). With ``pretrained_out_norms=False`` the
+        output norms are set back to weight 1 / bias 0 after loading.
 
         Raises:
             ValueError: See :func:`slak_mm.utils.check_checkpoint_keys`.
         """
         init_cfg = self.init_cfg
-        if isinstance(init_cfg, dict) and \
-                init_cfg.get('type') == 'Pretrained' and \
-                not getattr(self, '_is_init', False):
+        pretrained = isinstance(init_cfg, dict) and \
+            init_cfg.get('type') == 'Pretrained' and \
+            not getattr(self, '_is_init', False)
+        if pretrained:
             check_checkpoint_keys(
                 self, init_cfg['checkpoint'], prefix=init_cfg.get('prefix'))
         super().init_weights()
+        if pretrained and not self.pretrained_out_norms:
+            self._reset_out_norms()
+
+    def _reset_out_norms(self) -> None:
+        """Set the output norms to weight 1 / bias 0 (their state before a
+        checkpoint is loaded, and the official downstream one)."""
+        names = [f'norm{i}' for i in self.out_indices]
+        for name in names:
+            norm = getattr(self, name)
+            nn.init.ones_(norm.weight)
+            nn.init.zeros_(norm.bias)
+        print_log(
+            f'{type(self).__name__}: {", ".join(names)} kept at weight 1 / '
+            'bias 0, not loaded from the checkpoint '
+            '(pretrained_out_norms=False).',
+            logger='current')
 
     # ------------------------------------------------------------------
     # construction hooks (overridden by the ShiftWise backbones)
@@ -529,8 +567,10 @@ class SLaK(BaseModule):
 
         Every downsample layer -> 0, stage ``i`` -> ``i + 1``; parameters
         outside ``downsample_layers``/``stages`` (output norms, necks,
-        heads) -> None, which the optimizer constructor maps to
-        ``num_layers - 1`` as mmseg's ConvNeXt rule does.
+        heads) -> None, which
+        :class:`slak_mm.engine.LearningRateDecayOptimizerConstructor` maps
+        to ``num_layers + 1`` (lr scale 1), as the official SLaK and mmseg's
+        ConvNeXt ``stage_wise`` rule does.
 
         Args:
             param_name (str): Parameter name.
