@@ -25,6 +25,7 @@ custom_hooks = [
         growth='random'),
     dict(
         type='EMAHook',
+        ema_type='slak_mm.MaskedExponentialMovingAverage',
         momentum=1e-4,
         interval=16,
         update_buffers=True,

@@ -36,7 +36,10 @@ optim_wrapper = dict(accumulative_counts=4)
 # --model_ema true --model_ema_decay 0.9999): `interval` equals
 # accumulative_counts so that the average is updated once per optimizer
 # step; the official EMA also averages the BN running statistics
-# (update_buffers). Validation and test use the EMA weights.
+# (update_buffers) and obeys the sparse masks (official
+# ModelEma.update(model, mask): masked positions 0, regrown ones take the
+# current weight), hence the mask-aware averaged model. Validation, test
+# and the saved `state_dict` use the EMA weights.
 custom_hooks = [
     dict(
         type='slak_mm.DynamicSparseHook',
@@ -47,6 +50,7 @@ custom_hooks = [
         growth='random'),
     dict(
         type='EMAHook',
+        ema_type='slak_mm.MaskedExponentialMovingAverage',
         momentum=1e-4,
         interval=4,
         update_buffers=True,

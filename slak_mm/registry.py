@@ -15,12 +15,13 @@ from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import Registry
 
-#: Backbones and layers, e.g. ``slak_mm.SLaK``.
+#: Backbones and layers, e.g. ``slak_mm.SLaK``, and the mask-aware model
+#: EMA ``slak_mm.MaskedExponentialMovingAverage``.
 MODELS = Registry(
     'model',
     parent=MMENGINE_MODELS,
     scope='slak_mm',
-    locations=['slak_mm.models'])
+    locations=['slak_mm.models', 'slak_mm.engine'])
 
 #: Layer-wise learning-rate decay constructors.
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(

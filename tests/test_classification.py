@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -110,7 +111,10 @@ def test_published_in1k_recipe(size):
     assert optim.optimizer.lr == 4e-3
     assert optim.optimizer.weight_decay == 0.05
     assert optim.paramwise_cfg == dict(
-        norm_decay_mult=0.0, bias_decay_mult=0.0, flat_decay_mult=0.0)
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        flat_decay_mult=0.0,
+        custom_keys={'grn': dict(decay_mult=1.0)})
     assert optim.get('clip_grad') is None
     # 4096 images per optimizer step = 8 GPUs x batch x accumulation
     assert cfg.train_dataloader.batch_size == batch
@@ -190,6 +194,51 @@ def test_weight_decay_skips_1d_parameters():
     assert any(n.endswith('gamma') for n in names)
     for name, param in names.items():
         expected = 0. if param.ndim == 1 else 0.05
+        assert decay[id(param)] == expected, name
+
+
+@pytest.mark.parametrize('grn_decay_mult', [None, 0.])
+def test_sw_weight_decay_on_grn(grn_decay_mult):
+    """configs/sw_t_in1k.py decays the GRN gamma / beta of ShiftWise v2
+    as the official code (whose (1, 1, 1, 4C) GRN tensors are not 1-D),
+    and no other 1-D parameter; custom_keys.grn.decay_mult=0 exempts
+    them."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.models.utils import GRN
+    cfg = _load('sw_t_in1k.py')
+    if grn_decay_mult is not None:
+        cfg.merge_from_dict({
+            'optim_wrapper.paramwise_cfg.custom_keys.grn.decay_mult':
+            grn_decay_mult
+        })
+    assert cfg.model.backbone.norm_cfg == dict(
+        type='SyncBN', requires_grad=True)
+    model = build_model(
+        cfg,
+        arch=dict(depths=[1, 1, 2, 1], channels=[8, 16, 16, 24]),
+        kernel_size=[9, 7, 5, 5, 3])
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    decay = {}
+    for group in optim_wrapper.optimizer.param_groups:
+        for param in group['params']:
+            decay[id(param)] = group['weight_decay']
+    names = dict(model.named_parameters())
+    assert len(decay) == len(names)
+    grn = {
+        id(p)
+        for m in model.modules() if isinstance(m, GRN) for p in m.parameters()
+    }
+    assert len(grn) == 2 * 5  # gamma and beta of the 5 blocks
+    grn_wd = 0.05 if grn_decay_mult is None else 0.
+    for name, param in names.items():
+        if id(param) in grn:
+            assert param.ndim == 1 and '.grn.' in name, name
+            expected = grn_wd
+        elif param.ndim == 1:
+            expected = 0.  # BN, LN, layer scale, biases
+        else:
+            expected = 0.05
         assert decay[id(param)] == expected, name
 
 
@@ -358,3 +407,39 @@ def test_inference_api_on_real_image(trained, imagenet_mini):
     again, = ImageClassificationInferencer(model)(image)
     assert again['pred_label'] == result['pred_label']
     assert again['pred_score'] == pytest.approx(result['pred_score'])
+
+
+@pytest.mark.slow
+def test_dynamic_sparse_run_saves_masked_ema(imagenet_mini, tmp_path):
+    """A short real DST run (SNIP, prune / regrow at steps 5, 10, 15) with
+    the mask-aware EMA: the saved `state_dict` (EMA weights) and
+    `ema_state_dict` are zero exactly where the masks are, and (nearly)
+    dense where they are active."""
+    config = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
+                      'slak_mini_dst_in1k.py')
+    out = _run([
+        sys.executable, 'tools/train.py', config, '--work-dir',
+        str(tmp_path), '--cfg-options', *_data_options(imagenet_mini)
+    ])
+    assert 'sparse update 3 at step 15' in out, out[-3000:]
+    assert 'EMA (MaskedExponentialMovingAverage) follows the masks' in out
+    ckpt = torch.load(
+        osp.join(tmp_path, 'epoch_2.pth'), map_location='cpu',
+        weights_only=True)
+    masks = ckpt['sparse_training']['masks']
+    assert masks
+    ema = {k[len('module.'):]: v for k, v in ckpt['ema_state_dict'].items()
+           if k.startswith('module.')}
+    for name, mask in masks.items():
+        for weights in (ckpt['state_dict'][name], ema[name]):
+            assert torch.all(weights[~mask] == 0), name
+            # active positions: non-zero except for the odd exact zero
+            assert torch.count_nonzero(weights[mask]) >= \
+                0.999 * int(mask.sum()), name
+    # overall density of all candidate weights (dense layers included)
+    # at the start (SNIP, exact) and at the end (Bernoulli regrowth)
+    start, end = (float(m) for m in re.findall(
+        r'DynamicSparseHook(?: \(end\))?: \d+/\d+ weights masked, density '
+        r'([0-9.]+)', out))
+    assert start == pytest.approx(0.6, abs=1e-3)
+    assert end == pytest.approx(0.6, abs=0.01)

@@ -116,6 +116,7 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 custom_hooks = [
     dict(
         type='EMAHook',
+        ema_type='slak_mm.MaskedExponentialMovingAverage',
         momentum=0.05,
         interval=1,
         update_buffers=True,

@@ -1,3 +1,4 @@
+from .averaged_model import MaskedExponentialMovingAverage  # noqa: F401
 from .hooks import *  # noqa: F401,F403
 from .model_wrappers import *  # noqa: F401,F403
 from .optimizers import *  # noqa: F401,F403

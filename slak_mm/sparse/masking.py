@@ -11,10 +11,18 @@ import torch.nn as nn
 
 from .density import DENSE_THRESHOLD
 
-#: Optimizer state entries that are zeroed where a weight is masked, so that
-#: stale moments never move a pruned (or later regrown) weight.
+#: Optimizer state entries masked by default after every step: the official
+#: ``Masking.apply_mask`` masks SGD's momentum only (SLaK ``sparse_core.py``
+#: 300-302, 322-328); Adam's moments keep accumulating.
+OFFICIAL_STATE_KEYS = ('momentum_buffer', )
+#: All per-parameter moments (option ``mask_optimizer_state=True``): stale
+#: moments then never move a masked or just regrown weight.
 MASKED_STATE_KEYS = ('exp_avg', 'exp_avg_sq', 'max_exp_avg_sq',
                      'momentum_buffer')
+#: Regrowth rules: ``'random'`` (official: each inactive unit with
+#: probability ``removed / inactive``), ``'random_exact'`` (exactly
+#: ``removed`` units, uniformly) and ``'gradient'`` (largest ``|grad|``).
+GROWTH_MODES = ('random', 'random_exact', 'gradient')
 
 
 def select_sparse_weights(model: nn.Module,
@@ -25,9 +33,13 @@ def select_sparse_weights(model: nn.Module,
     Args:
         model (nn.Module): The (unwrapped) model.
         include (str): ``'all'``: every 2-D (linear) and 4-D (conv) weight,
-            the published SLaK default; ``'large_kernels'``: only the conv
-            weights of :class:`DecomposedLargeKernelConv` branches (the
-            official ``--only-L`` option).
+            the published SLaK default; ``'large_kernels'``: only the large
+            kernels of :class:`DecomposedLargeKernelConv` layers, i.e. the
+            ``K x s`` / ``s x K`` strips (``branch_kxs``, ``branch_sxk``;
+            or ``branch_kxk`` when not decomposed), not the ``s x s``
+            branch: the official ``--only-L``, which masks the names that
+            contain ``large_kernel.LoRA`` (SLaK ``sparse_core.py``
+            124-127).
         prefix (str): Only names starting with it, e.g. ``'backbone.'``.
 
     Returns:
@@ -43,9 +55,14 @@ def select_sparse_weights(model: nn.Module,
     large_kernel_names = set()
     for module_name, module in model.named_modules():
         if isinstance(module, DecomposedLargeKernelConv):
-            for name, param in module.named_parameters(prefix=module_name):
-                if param.ndim == 4:
-                    large_kernel_names.add(name)
+            for branch in ('branch_kxs', 'branch_sxk', 'branch_kxk'):
+                conv = getattr(module, branch, None)
+                if conv is None:
+                    continue
+                for name, param in conv.named_parameters(
+                        prefix=f'{module_name}.{branch}'.lstrip('.')):
+                    if param.ndim == 4:
+                        large_kernel_names.add(name)
     names = []
     for name, param in model.named_parameters():
         if not name.startswith(prefix) or not param.requires_grad:
@@ -73,35 +90,81 @@ def group_of(name: str) -> str:
 class SparseMasking:
     """Binary masks over named weights, with SLaK's prune / regrow update.
 
-    The masks are boolean tensors on the weights' device. Everything that
-    draws random numbers takes a :class:`torch.Generator`, so processes that
-    use the same seed make bit-identical decisions without communication.
+    The masks are boolean tensors of the weights' shapes, on their device.
+    Prune / regrow act on *units*: single weights here, whole ``k x k``
+    pieces in :class:`~slak_mm.sparse.shiftwise.PieceSparseMasking` (which
+    only redefines :meth:`unit_scores` and :meth:`expand_units`).
+    Everything that draws random numbers takes a :class:`torch.Generator`,
+    so processes that use the same seed make bit-identical decisions without
+    communication.
+
+    The defaults reproduce the official SLaK ``Masking`` (``sparse_core.py``,
+    ``funcs.py``); the other settings are documented options.
 
     Args:
         model (nn.Module): The unwrapped model (not the DDP wrapper).
         names (list[str]): The candidate weights (see
             :func:`select_sparse_weights`).
+        mask_optimizer_state (bool): ``False`` (official): after each step
+            only SGD's ``momentum_buffer`` is masked. ``True``: Adam's
+            moments too (:data:`MASKED_STATE_KEYS`), and regrown units start
+            with zero moments.
+        zero_regrown (bool): ``False`` (official): a regrown weight keeps
+            its current value (0, or its old value when it was pruned and
+            regrown in the same update). ``True``: regrown weights start at
+            0.
 
     Raises:
         KeyError: If a name is not a parameter of ``model``.
     """
 
-    def __init__(self, model: nn.Module, names: List[str]) -> None:
+    def __init__(self,
+                 model: nn.Module,
+                 names: List[str],
+                 mask_optimizer_state: bool = False,
+                 zero_regrown: bool = False) -> None:
         params = dict(model.named_parameters())
         missing = [n for n in names if n not in params]
         if missing:
             raise KeyError(f'not parameters of the model: {missing[:5]}')
         self.params = OrderedDict((n, params[n]) for n in names)
         self.masks: Dict[str, torch.Tensor] = OrderedDict()
+        self.state_keys = MASKED_STATE_KEYS if mask_optimizer_state \
+            else OFFICIAL_STATE_KEYS
+        self.zero_regrown = zero_regrown
+
+    # ------------------------------------------------------------------
+    # units
+    # ------------------------------------------------------------------
+    @staticmethod
+    def unit_scores(score: torch.Tensor) -> torch.Tensor:
+        """Reduce an element-wise score of a weight to one value per unit,
+        ``(U,)``; here a unit is one weight, ``U = numel``."""
+        return score.reshape(-1)
+
+    @staticmethod
+    def expand_units(unit_mask: torch.Tensor,
+                     param: torch.Tensor) -> torch.Tensor:
+        """Element mask of ``param``'s shape from a ``(U,)`` unit mask."""
+        return unit_mask.view_as(param).clone()
+
+    def num_units(self, name: str) -> int:
+        """Number of units of weight ``name``."""
+        return self.unit_scores(self.params[name].detach()).numel()
+
+    def unit_mask(self, name: str) -> torch.Tensor:
+        """The ``(U,)`` unit mask of a masked weight (a copy)."""
+        mask = self.masks[name]
+        return self.unit_scores(mask.float()).reshape(-1) > 0
 
     # ------------------------------------------------------------------
     # initialisation
     # ------------------------------------------------------------------
     def init_random(self, densities: Dict[str, float],
                     generator: torch.Generator) -> None:
-        """Random masks with exactly ``round(d * numel)`` ones per layer.
-
-        Layers with density ``>= 0.99`` stay dense (no mask), as in SLaK.
+        """Random masks with exactly ``round(d * U)`` active units per
+        weight. Weights with density ``>= 0.99`` stay dense (no mask), as in
+        SLaK.
 
         Args:
             densities (dict[str, float]): Density per candidate weight.
@@ -112,17 +175,17 @@ class SparseMasking:
             density = densities[name]
             if density >= DENSE_THRESHOLD:
                 continue
-            numel = param.numel()
-            keep = int(round(density * numel))
-            index = torch.randperm(numel, generator=generator)[:keep]
-            mask = torch.zeros(numel, dtype=torch.bool)
-            mask[index] = True
-            self.masks[name] = mask.view_as(param).to(param.device)
+            units = self.num_units(name)
+            keep = int(round(density * units))
+            unit = torch.zeros(units, dtype=torch.bool)
+            unit[torch.randperm(units, generator=generator)[:keep]] = True
+            self.masks[name] = self.expand_units(unit, param).to(
+                param.device)
 
     def init_from_weights(self) -> None:
         """Masks from the zero pattern of the current weights (fixed-mask
-        fine-tuning of a sparse pretrained model). Layers that are at least
-        99% non-zero stay dense."""
+        fine-tuning of a sparse pretrained model). Weights that are at
+        least 99% non-zero stay dense."""
         self.masks.clear()
         for name, param in self.params.items():
             mask = param.detach() != 0
@@ -141,7 +204,8 @@ class SparseMasking:
 
         Raises:
             KeyError: If a mask names a weight that is not a candidate.
-            ValueError: If a mask's shape differs from its weight's.
+            ValueError: If a mask's shape differs from its weight's, or it
+                is not constant over the units.
         """
         self.masks.clear()
         for name, mask in state.items():
@@ -153,7 +217,14 @@ class SparseMasking:
                 raise ValueError(f'mask {name!r} has shape '
                                  f'{tuple(mask.shape)}, the weight '
                                  f'{tuple(param.shape)}.')
-            self.masks[name] = mask.to(device=param.device, dtype=torch.bool)
+            mask = mask.to(device=param.device, dtype=torch.bool)
+            if not torch.equal(
+                    self.expand_units(
+                        self.unit_scores(mask.float()).reshape(-1) > 0,
+                        param), mask):
+                raise ValueError(f'mask {name!r} is not constant over the '
+                                 f'units of {type(self).__name__}.')
+            self.masks[name] = mask
 
     def digest(self) -> str:
         """SHA-1 of all masks (names and bits), to compare processes."""
@@ -169,11 +240,12 @@ class SparseMasking:
     @torch.no_grad()
     def apply(self, optimizer: Optional[torch.optim.Optimizer] = None
               ) -> None:
-        """Zero masked weights and their optimizer moments.
+        """Zero masked weights and their optimizer state entries
+        (``momentum_buffer`` only, or all moments with
+        ``mask_optimizer_state=True``).
 
         Args:
-            optimizer (torch.optim.Optimizer, optional): Its per-parameter
-                state entries in :data:`MASKED_STATE_KEYS` are masked too.
+            optimizer (torch.optim.Optimizer, optional): The optimizer.
         """
         for name, mask in self.masks.items():
             param = self.params[name]
@@ -181,7 +253,7 @@ class SparseMasking:
             if optimizer is None:
                 continue
             state = optimizer.state.get(param, {})
-            for key in MASKED_STATE_KEYS:
+            for key in self.state_keys:
                 value = state.get(key)
                 if torch.is_tensor(value) and value.shape == mask.shape:
                     value.mul_(mask)
@@ -189,6 +261,28 @@ class SparseMasking:
     # ------------------------------------------------------------------
     # dynamic sparse training
     # ------------------------------------------------------------------
+    def _grow(self, name: str, unit: torch.Tensor, num: int, growth: str,
+              generator: torch.Generator,
+              grads: Optional[Dict[str, torch.Tensor]]) -> torch.Tensor:
+        """Indices of the inactive units of ``unit`` that regrow."""
+        inactive = (~unit).nonzero().view(-1)
+        if growth == 'random':
+            # official funcs.py random_growth: every inactive unit (the just
+            # pruned ones included) with probability removed / inactive
+            draw = torch.rand(unit.numel(), generator=generator)
+            prob = num / max(inactive.numel(), 1)
+            return inactive[(draw.to(unit.device)[inactive] < prob)]
+        if growth == 'random_exact':
+            order = torch.randperm(inactive.numel(), generator=generator)
+            return inactive[order[:num].to(inactive.device)]
+        if grads is None or name not in grads:
+            raise ValueError(f"growth='gradient' needs the gradient of "
+                             f'{name!r}.')
+        score = self.unit_scores(grads[name].detach().abs().float())
+        score = score.reshape(-1).clone()
+        score[unit] = -float('inf')
+        return torch.topk(score, min(num, inactive.numel())).indices
+
     @torch.no_grad()
     def prune_and_regrow(
         self,
@@ -196,73 +290,93 @@ class SparseMasking:
         growth: str,
         generator: torch.Generator,
         grads: Optional[Dict[str, torch.Tensor]] = None,
-        optimizer: Optional[torch.optim.Optimizer] = None
+        optimizer: Optional[torch.optim.Optimizer] = None,
+        names: Optional[List[str]] = None,
+        prune_scores: Optional[Dict[str, torch.Tensor]] = None
     ) -> Dict[str, Tuple[int, int]]:
-        """One SLaK mask update, layer by layer.
+        """One SLaK mask update, weight by weight.
 
-        Prune the ``ceil(prune_rate * nnz)`` active weights of smallest
-        magnitude, then regrow as many at inactive positions (which may
-        include the ones just pruned): uniformly at random
-        (``growth='random'``) or those with the largest ``|grad|``
-        (``growth='gradient'``). Regrown weights and their optimizer moments
-        start at zero, so each layer's number of active weights is
-        unchanged.
+        Prune the ``ceil(prune_rate * active)`` active units of smallest
+        magnitude (``|w|``, summed over the unit; official
+        ``magnitude_death``: the ``inactive + ceil(rate * active)`` smallest
+        units of the tensor become inactive), then regrow inactive units
+        (the just-pruned ones included): ``'random'`` (official
+        ``random_growth``: each inactive unit with probability
+        ``pruned / inactive``, so the count varies around ``pruned``),
+        ``'random_exact'`` (exactly ``pruned``, uniformly) or
+        ``'gradient'`` (the ``pruned`` largest ``|grad|``). Finally the
+        masks are applied (:meth:`apply`).
 
         Args:
-            prune_rate (float): Fraction of active weights moved, in [0, 1].
-            growth (str): ``'random'`` or ``'gradient'``.
+            prune_rate (float): Fraction of active units moved, in [0, 1].
+            growth (str): One of :data:`GROWTH_MODES`.
             generator (torch.Generator): CPU generator for random growth.
             grads (dict[str, torch.Tensor], optional): Dense gradients, for
                 ``growth='gradient'``.
-            optimizer (torch.optim.Optimizer, optional): Optimizer whose
-                moments are zeroed at regrown positions.
+            optimizer (torch.optim.Optimizer, optional): Its state is
+                masked (see :meth:`apply`); with ``mask_optimizer_state``
+                the moments of regrown units are zeroed too.
+            names (list[str], optional): Update only these masked weights.
+                Defaults to all.
+            prune_scores (dict[str, torch.Tensor], optional): Element-wise
+                magnitude scores replacing ``|w|`` for some weights.
 
         Returns:
-            dict[str, tuple[int, int]]: ``(pruned, regrown)`` per layer.
+            dict[str, tuple[int, int]]: ``(pruned, regrown)`` units per
+            weight.
 
         Raises:
             ValueError: For an unknown ``growth`` or missing gradients.
         """
-        if growth not in ('random', 'gradient'):
-            raise ValueError(f"`growth` must be 'random' or 'gradient', got "
+        if growth not in GROWTH_MODES:
+            raise ValueError(f'`growth` must be one of {GROWTH_MODES}, got '
                              f'{growth!r}.')
         moved = OrderedDict()
-        for name, mask in self.masks.items():
+        for name in (self.masks if names is None else names):
             param = self.params[name]
-            flat_mask = mask.view(-1)
-            nnz = int(flat_mask.sum())
-            num = min(int(math.ceil(prune_rate * nnz)), nnz)
+            unit = self.unit_mask(name)
+            active = int(unit.sum())
+            num = min(int(math.ceil(prune_rate * active)), active)
             if num == 0:
                 moved[name] = (0, 0)
                 continue
-            # prune: smallest |w| among the active weights
-            score = param.detach().abs().view(-1).float().clone()
-            score[~flat_mask] = float('inf')
-            pruned = torch.topk(score, num, largest=False).indices
-            flat_mask[pruned] = False
-            # regrow among the inactive positions
-            if growth == 'random':
-                inactive = (~flat_mask).nonzero().view(-1)
-                order = torch.randperm(inactive.numel(), generator=generator)
-                grown = inactive[order[:num].to(inactive.device)]
-            else:
-                if grads is None or name not in grads:
-                    raise ValueError(f"growth='gradient' needs the "
-                                     f'gradient of {name!r}.')
-                gscore = grads[name].detach().abs().view(-1).float().clone()
-                gscore[flat_mask] = -float('inf')
-                grown = torch.topk(gscore, num).indices
-            flat_mask[grown] = True
-            param.view(-1)[grown] = 0.
-            if optimizer is not None:
-                state = optimizer.state.get(param, {})
-                for key in MASKED_STATE_KEYS:
-                    value = state.get(key)
-                    if torch.is_tensor(value) and value.shape == mask.shape:
-                        value.view(-1)[grown] = 0.
-            moved[name] = (num, int(grown.numel()))
+            # official magnitude death: the (inactive + num) smallest units
+            # of the whole tensor become inactive; inactive units of score
+            # 0 rank first, so exactly `num` active ones go unless inactive
+            # units score above 0 (summed scores of shared SW paths)
+            magnitude = param.detach().abs() if prune_scores is None or \
+                name not in prune_scores else prune_scores[name]
+            score = self.unit_scores(magnitude.float()).reshape(-1).clone()
+            score[~unit & (score == 0)] = -1.
+            num_inactive = unit.numel() - active
+            unit[torch.topk(score, num_inactive + num,
+                            largest=False).indices] = False
+            removed = active - int(unit.sum())
+            grown = self._grow(name, unit, removed, growth, generator, grads)
+            unit[grown] = True
+            self.masks[name] = self.expand_units(unit, param)
+            if self.zero_regrown or self.state_keys is MASKED_STATE_KEYS:
+                self._reset_regrown(param, unit, grown, optimizer)
+            moved[name] = (removed, int(grown.numel()))
         self.apply(optimizer)
         return moved
+
+    def _reset_regrown(self, param: torch.Tensor, unit: torch.Tensor,
+                       grown: torch.Tensor,
+                       optimizer: Optional[torch.optim.Optimizer]) -> None:
+        """Options ``zero_regrown`` / ``mask_optimizer_state``: regrown
+        weights and their moments start at zero."""
+        regrown = self.expand_units(
+            torch.zeros_like(unit).index_fill_(0, grown, True), param)
+        if self.zero_regrown:
+            param.masked_fill_(regrown, 0.)
+        if self.state_keys is not MASKED_STATE_KEYS or optimizer is None:
+            return
+        state = optimizer.state.get(param, {})
+        for key in self.state_keys:
+            value = state.get(key)
+            if torch.is_tensor(value) and value.shape == param.shape:
+                value.masked_fill_(regrown, 0.)
 
     # ------------------------------------------------------------------
     # statistics

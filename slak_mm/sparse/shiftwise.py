@@ -1,30 +1,31 @@
 """Coarse (per-piece) sparse training of shift-wise convs, as published.
 
 The official SW training (lidc54/shift-wiseConv, ``main.py --sparse
---sparse_type rep_coarse --only_L``; ``sparse_core.py``
-``Masking.add_module_sum*`` and ``funcs.py`` ``magnitude_prune_sum``)
-masks only the grouped ``k x k`` convs of the SW layers (each of the
-``N_path`` convs separately), with ONE mask bit per ``k x k`` piece
-(mask shape ``(R * nk, 1, 1, 1)``):
+--sparse_type rep_coarse --sparse_gap 131 --only_L``; ``sparse_core.py``
+``Masking.add_module_sum_rep``, ``init_sum_snip``, ``truncate_weights``
+and ``funcs.py`` ``magnitude_prune_sum`` / ``random_growth_sum``) masks
+only the grouped ``k x k`` convs of the SW layers, with ONE mask bit per
+``k x k`` piece (mask shape ``(R * nk, 1, 1, 1)``):
 
-- SNIP scores per piece: ``sum_{i, j} |w * dL/dw|`` over the piece;
-- pruning: the ``ceil(rate * active)`` active pieces of smallest L1 norm
-  ``sum |w|``; regrowth: as many inactive pieces, at random.
+- SNIP: one density per layer, from the mean ``|w * dL/dw|`` of every
+  (piece, path) ranked globally; path 0 gets a random mask at that density,
+  copied to all ``N_path`` paths;
+- updates: each path alone (its ``ceil(rate * active)`` pieces of smallest
+  L1 norm ``sum |w|`` pruned, random regrowth); every ``sparse_gap``-th
+  update path 0 is pruned on ``sum_p |w_p|`` and its mask copied to all
+  paths.
 
-:class:`PieceSparseMasking` is a :class:`SparseMasking` whose masks keep
-the weights' full shape (so application, checkpoints, digests and density
-logs are unchanged) but are constant over every piece; its initialisation
-and prune / regrow act on pieces.
+:class:`PieceSparseMasking` is a :class:`SparseMasking` whose units are
+pieces and whose paths can share masks.
 """
-import math
+import re
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
-from .density import DENSE_THRESHOLD
-from .masking import MASKED_STATE_KEYS, SparseMasking
+from .masking import SparseMasking
 
 
 def select_shiftwise_pieces(model: nn.Module, prefix: str = '') -> List[str]:
@@ -73,133 +74,158 @@ def piece_scores(score: torch.Tensor) -> torch.Tensor:
 class PieceSparseMasking(SparseMasking):
     """Masks with one bit per ``k x k`` piece of the SW conv weights.
 
+    A :class:`SparseMasking` whose units are pieces: element masks keep the
+    weights' full shape (so application, checkpoints, digests and density
+    logs are unchanged) but are constant over every piece; magnitudes are
+    summed over a piece (official ``magnitude_prune_sum``).
+
+    With ``share_paths`` (the official ``rep_coarse`` mode, lidc54/
+    shift-wiseConv ``sparse_core.py`` 250-282, 617-700), the ``N_path``
+    convs of one ShiftwiseConv (``...paths.{p}.weight``) form a group led
+    by path 0: one density per group, path 0's random mask copied to every
+    path at initialisation, and a *sync* update (:meth:`prune_and_regrow`
+    with ``sync=True``) prunes path 0 on ``sum_p |w_p|``, regrows it and
+    copies its mask to every path. Plain updates act on each path alone.
+
     Args:
         model (nn.Module): The unwrapped model.
         names (list[str]): 4-D weights to mask, normally
             :func:`select_shiftwise_pieces`.
+        share_paths (bool): Group the paths of each layer as above.
+            Defaults to False.
+        **kwargs: Options of :class:`SparseMasking`.
 
     Raises:
         KeyError: If a name is not a parameter of ``model``.
-        ValueError: If a weight is not 4-D.
+        ValueError: If a weight is not 4-D, or shared paths differ in shape.
     """
 
-    def __init__(self, model: nn.Module, names: List[str]) -> None:
-        super().__init__(model, names)
+    def __init__(self,
+                 model: nn.Module,
+                 names: List[str],
+                 share_paths: bool = False,
+                 **kwargs) -> None:
+        super().__init__(model, names, **kwargs)
         for name, param in self.params.items():
             if param.dim() != 4:
                 raise ValueError(f'{name!r} is not a 4-D conv weight '
                                  f'(shape {tuple(param.shape)}).')
+        #: ``{leader: [leader, follower, ...]}``; one group per weight
+        #: without ``share_paths``.
+        self.groups: Dict[str, List[str]] = OrderedDict()
+        for name in names:
+            match = re.match(r'(.*\.paths\.)(\d+)(\.weight)$', name)
+            leader = f'{match.group(1)}0{match.group(3)}' \
+                if share_paths and match else name
+            if leader not in self.params:  # no path 0 among the names
+                leader = name
+            self.groups.setdefault(leader, []).append(name)
+        for leader, members in self.groups.items():
+            shapes = {tuple(self.params[n].shape) for n in members}
+            if len(shapes) != 1:
+                raise ValueError(f'the paths of {leader!r} differ in shape '
+                                 f'({sorted(shapes)}); they cannot share '
+                                 'a mask.')
 
     @staticmethod
-    def _expand(unit_mask: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    def unit_scores(score: torch.Tensor) -> torch.Tensor:
+        """``(P, 1, k, k)`` -> ``(P,)``: the score summed over each piece."""
+        return piece_scores(score).reshape(-1)
+
+    @staticmethod
+    def expand_units(unit_mask: torch.Tensor,
+                     param: torch.Tensor) -> torch.Tensor:
+        """``(P,)`` piece mask -> element mask of ``param``'s shape."""
         return unit_mask.view(-1, 1, 1, 1).expand_as(param).clone()
 
     def unit_masks(self) -> Dict[str, torch.Tensor]:
         """The per-piece masks, ``(P,)`` bool each (masked weights only)."""
+        return OrderedDict((n, self.unit_mask(n)) for n in self.masks)
+
+    # -- groups ---------------------------------------------------------
+    def group_scores(
+            self, scores: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Per-piece scores of every member, concatenated per group (the
+        official SW SNIP pools the ``(piece, path)`` scores of a layer).
+
+        Args:
+            scores (dict[str, torch.Tensor]): A score per weight name.
+
+        Returns:
+            dict[str, torch.Tensor]: A flat score tensor per group leader.
+        """
         return OrderedDict(
-            (n, m.flatten(1).any(1)) for n, m in self.masks.items())
+            (leader, torch.cat([scores[n].reshape(-1) for n in members]))
+            for leader, members in self.groups.items())
+
+    def expand_group_values(self, values: Dict[str, float]
+                            ) -> Dict[str, float]:
+        """A value per group leader -> the same value for every member."""
+        return OrderedDict((n, values[leader])
+                           for leader, members in self.groups.items()
+                           for n in members)
+
+    def _share(self, leader: str) -> None:
+        """Copy the leader's mask to the other members (or drop theirs if
+        the leader is dense)."""
+        for name in self.groups[leader][1:]:
+            if leader in self.masks:
+                self.masks[name] = self.masks[leader].clone()
+            else:
+                self.masks.pop(name, None)
 
     def init_random(self, densities: Dict[str, float],
                     generator: torch.Generator) -> None:
-        """Random piece masks with ``round(d * P)`` active pieces per
-        weight; weights with density ``>= 0.99`` stay dense.
-
-        Args:
-            densities (dict[str, float]): Density per weight (pieces and
-                elements give the same fraction).
-            generator (torch.Generator): CPU generator.
-        """
-        self.masks.clear()
-        for name, param in self.params.items():
-            density = densities[name]
-            if density >= DENSE_THRESHOLD:
-                continue
-            units = param.shape[0]
-            keep = int(round(density * units))
-            unit = torch.zeros(units, dtype=torch.bool)
-            unit[torch.randperm(units, generator=generator)[:keep]] = True
-            self.masks[name] = self._expand(unit, param).to(param.device)
-
-    def load_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
-        """Restore masks (see :meth:`SparseMasking.load_state_dict`).
-
-        Raises:
-            ValueError: Also if a mask is not constant over each piece.
-        """
-        super().load_state_dict(state)
-        for name, mask in self.masks.items():
-            flat = mask.flatten(1)
-            if not torch.equal(flat.all(1), flat.any(1)):
-                raise ValueError(f'mask {name!r} is not constant over its '
-                                 'k x k pieces.')
+        """Random masks (see :meth:`SparseMasking.init_random`); with
+        ``share_paths`` only path 0 draws one, the other paths copy it."""
+        super().init_random(
+            {n: densities[n] if n in self.groups else 1.
+             for n in self.params}, generator)
+        for leader in self.groups:
+            self._share(leader)
 
     @torch.no_grad()
-    def prune_and_regrow(
-        self,
-        prune_rate: float,
-        growth: str,
-        generator: torch.Generator,
-        grads: Optional[Dict[str, torch.Tensor]] = None,
-        optimizer: Optional[torch.optim.Optimizer] = None
-    ) -> Dict[str, Tuple[int, int]]:
-        """One coarse mask update per weight.
-
-        Prune the ``ceil(prune_rate * active)`` active pieces of smallest
-        L1 norm (official ``magnitude_prune_sum``), then regrow as many
-        inactive pieces: at random (``'random'``, the published setting) or
-        those of largest summed ``|grad|`` (``'gradient'``). Regrown pieces
-        and their optimizer moments start at zero.
+    def prune_and_regrow(self,
+                         prune_rate: float,
+                         growth: str,
+                         generator: torch.Generator,
+                         grads: Optional[Dict[str, torch.Tensor]] = None,
+                         optimizer: Optional[torch.optim.Optimizer] = None,
+                         sync: bool = False,
+                         **kwargs) -> Dict[str, Tuple[int, int]]:
+        """One mask update over pieces (see
+        :meth:`SparseMasking.prune_and_regrow`).
 
         Args:
-            prune_rate (float): Fraction of active pieces moved.
-            growth (str): ``'random'`` or ``'gradient'``.
-            generator (torch.Generator): CPU generator.
-            grads (dict[str, torch.Tensor], optional): Dense gradients for
-                ``'gradient'`` growth.
-            optimizer (torch.optim.Optimizer, optional): Its moments are
-                zeroed at regrown pieces.
+            sync (bool): Shared paths only: prune path 0 on
+                ``sum_p |w_p|`` (summed over the piece), regrow it, and copy
+                its mask to every path (official ``rep_coarse`` update every
+                ``sparse_gap``-th time). ``False``: every path alone.
+            Others: as in :meth:`SparseMasking.prune_and_regrow`.
 
         Returns:
-            dict[str, tuple[int, int]]: ``(pruned, regrown)`` pieces.
-
-        Raises:
-            ValueError: For an unknown ``growth`` or missing gradients.
+            dict[str, tuple[int, int]]: ``(pruned, regrown)`` pieces per
+            updated weight (leaders only for a sync).
         """
-        if growth not in ('random', 'gradient'):
-            raise ValueError(f"`growth` must be 'random' or 'gradient', got "
-                             f'{growth!r}.')
-        moved = OrderedDict()
-        for name, mask in self.masks.items():
-            param = self.params[name]
-            unit = mask.flatten(1).any(1)
-            active = int(unit.sum())
-            num = min(int(math.ceil(prune_rate * active)), active)
-            if num == 0:
-                moved[name] = (0, 0)
-                continue
-            score = param.detach().abs().flatten(1).sum(1).float()
-            score[~unit] = float('inf')
-            unit[torch.topk(score, num, largest=False).indices] = False
-            if growth == 'random':
-                inactive = (~unit).nonzero().view(-1)
-                order = torch.randperm(inactive.numel(), generator=generator)
-                grown = inactive[order[:num].to(inactive.device)]
-            else:
-                if grads is None or name not in grads:
-                    raise ValueError(f"growth='gradient' needs the "
-                                     f'gradient of {name!r}.')
-                gscore = grads[name].detach().abs().flatten(1).sum(1).float()
-                gscore[unit] = -float('inf')
-                grown = torch.topk(gscore, num).indices
-            unit[grown] = True
-            mask.copy_(self._expand(unit, param))
-            param[grown] = 0.
-            if optimizer is not None:
-                state = optimizer.state.get(param, {})
-                for key in MASKED_STATE_KEYS:
-                    value = state.get(key)
-                    if torch.is_tensor(value) and value.shape == mask.shape:
-                        value[grown] = 0.
-            moved[name] = (num, int(grown.numel()))
+        if not sync:
+            return super().prune_and_regrow(prune_rate, growth, generator,
+                                            grads, optimizer, **kwargs)
+        leaders = [n for n in self.groups if n in self.masks]
+        summed = {
+            leader: sum(self.params[n].detach().abs()
+                        for n in self.groups[leader])
+            for leader in leaders
+        }
+        if growth == 'gradient' and grads is not None:
+            grads = dict(grads)
+            for leader in leaders:
+                grads[leader] = sum(grads[n].abs()
+                                    for n in self.groups[leader]
+                                    if n in grads)
+        moved = super().prune_and_regrow(
+            prune_rate, growth, generator, grads, None, names=leaders,
+            prune_scores=summed)
+        for leader in leaders:
+            self._share(leader)
         self.apply(optimizer)
         return moved

@@ -6,12 +6,13 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.hooks import EMAHook, Hook
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 import slak_mm  # noqa: F401
-from slak_mm.engine import DynamicSparseHook
+from slak_mm.engine import DynamicSparseHook, MaskedExponentialMovingAverage
 from slak_mm.models import SLaK
 from slak_mm.sparse import SparseMasking
 
@@ -47,6 +48,7 @@ class ToyData(Dataset):
 
 
 def _runner(work_dir, hook, max_iters=8, optim_wrapper=None, **kwargs):
+    torch.manual_seed(0)  # the same initial head weights in every run
     return Runner(
         model=ToyClassifier(),
         work_dir=str(work_dir),
@@ -63,16 +65,21 @@ def _runner(work_dir, hook, max_iters=8, optim_wrapper=None, **kwargs):
             checkpoint=dict(
                 type='CheckpointHook', interval=4, by_epoch=False),
             logger=dict(type='LoggerHook', interval=1)),
-        custom_hooks=[hook],
+        custom_hooks=hook if isinstance(hook, list) else [hook],
         randomness=dict(seed=0),
         default_scope='mmengine',
         **kwargs)
 
 
 def _hook(runner):
-    return next(h for h in runner.hooks
-                if isinstance(h, slak_mm.engine.hooks.sparse_training_hook.
-                              _MaskedTrainingHook))
+    return next(h for h in runner.hooks if isinstance(
+        h, slak_mm.engine.hooks.sparse_training_hook._MaskedTrainingHook))
+
+
+def _ema_hook(runner):
+    return next(h for h in runner.hooks if isinstance(h, EMAHook))
+
+
 
 
 def _assert_sparse(model, masks):
@@ -126,7 +133,8 @@ def test_dynamic_training_resume_is_bit_exact(tmp_path):
 
 
 def test_schedule_and_counts(tmp_path):
-    hook_cfg = dict(HOOK, init='erk', update_interval=3)
+    hook_cfg = dict(HOOK, init='erk', update_interval=3,
+                    growth='random_exact')
     runner = _runner(tmp_path, hook_cfg, max_iters=7)
     hook = _hook(runner)
     assert isinstance(hook, DynamicSparseHook)
@@ -136,6 +144,7 @@ def test_schedule_and_counts(tmp_path):
         before = {n: int(m.sum()) for n, m in masking.masks.items()}
         result = SparseMasking.prune_and_regrow(masking, rate, growth,
                                                 generator, grads, optimizer)
+        assert optimizer is runner.optim_wrapper.optimizer
         after = {n: int(m.sum()) for n, m in masking.masks.items()}
         assert before == after
         for name, (pruned, grown) in result.items():
@@ -176,7 +185,7 @@ def test_gradient_accumulation_and_gradient_growth(tmp_path):
     overall, _ = hook.masking.group_densities()
     assert overall == pytest.approx(0.6, abs=0.01)
     _assert_sparse(runner.model, hook.masking.masks)
-    assert not hook._grad_handles
+    assert hook._last_update == 2
 
 
 def test_amp_optim_wrapper_stays_sparse(tmp_path, monkeypatch):
@@ -187,7 +196,7 @@ def test_amp_optim_wrapper_stays_sparse(tmp_path, monkeypatch):
                         lambda: True)
     runner = _runner(
         tmp_path,
-        dict(HOOK, init='uniform'),
+        dict(HOOK, init='uniform', mask_optimizer_state=True),
         max_iters=4,
         optim_wrapper=dict(
             type='AmpOptimWrapper',
@@ -240,6 +249,8 @@ def test_disabled_and_argument_errors(tmp_path):
                           (dict(update_interval=0), 'update_interval'),
                           (dict(prune_rate=1.5), 'prune_rate'),
                           (dict(growth='momentum'), 'growth'),
+                          (dict(snip_loss='mse'), 'snip_loss'),
+                          (dict(sparse_gap=0), 'sparse_gap'),
                           (dict(include='heads'), 'include')]:
         with pytest.raises(ValueError, match=match):
             DynamicSparseHook(**kwargs)
@@ -257,19 +268,262 @@ class ToySW(ToyClassifier):
 
 
 def test_shiftwise_pieces_coarse_masks(tmp_path):
+    """SW: one bit per piece, path masks shared at initialisation and
+    re-shared at every `sparse_gap`-th update (here updates at steps 1, 2,
+    3 with sparse_gap 2: only update 2 syncs)."""
     runner = _runner(
         tmp_path,
-        dict(HOOK, include='shiftwise_pieces', sparsity=0.3),
+        dict(HOOK, include='shiftwise_pieces', sparsity=0.3,
+             update_interval=1, sparse_gap=2),
         max_iters=4)
     runner.model = ToySW()  # replaced before training builds anything
-    runner.train()
     hook = _hook(runner)
-    assert hook.masking.masks
+    calls = []
+    orig_before_train = hook.before_train
+
+    def shared(masking):
+        return all(
+            torch.equal(masking.masks[m[0]], masking.masks[n])
+            for m in masking.groups.values() for n in m[1:])
+
+    def before_train(r):
+        orig_before_train(r)
+        masking = hook.masking
+        calls.append(('init', shared(masking)))
+        update = masking.prune_and_regrow
+
+        def spy(*args, sync=False, **kwargs):
+            result = update(*args, sync=sync, **kwargs)
+            calls.append((sync, shared(masking)))
+            return result
+
+        masking.prune_and_regrow = spy
+
+    hook.before_train = before_train
+    runner.train()
+    assert calls[0] == ('init', True)
+    assert [c[0] for c in calls[1:]] == [False, True, False]
+    assert calls[2] == (True, True)
     for name, mask in hook.masking.masks.items():
         assert '.paths.' in name
         flat = mask.flatten(1)
         # one bit per k x k piece
         assert torch.equal(flat.all(1), flat.any(1))
     overall, _ = hook.masking.group_densities()
-    assert overall == pytest.approx(0.7, abs=0.02)
+    assert overall == pytest.approx(0.7, abs=0.05)
     _assert_sparse(runner.model, hook.masking.masks)
+
+
+# ----------------------------------------------------------------------
+# fidelity to the official recipe (FIDELITY.md F1, F6, F8, S1)
+# ----------------------------------------------------------------------
+def test_masked_ema_hand_computed():
+    """Official ModelEma.update(model, mask): ema = (d * ema + (1 - d) * w)
+    * mask, and positions active in the mask but 0 in the EMA before the
+    update (just regrown) take the current weight."""
+    model = nn.Linear(4, 1, bias=False)
+    ema = MaskedExponentialMovingAverage(model, momentum=0.25)
+    d = 0.75
+    mask = torch.tensor([[True, True, False, True]])
+    masks = {'weight': mask}
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1., 2., 3., 4.]]) * mask)
+    ema.set_masks(masks)
+    ema.update_parameters(model)  # first update: a copy
+    expected = torch.tensor([[1., 2., 0., 4.]])
+    torch.testing.assert_close(ema.module.weight, expected)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[2., 1., 0., 8.]]))
+    ema.update_parameters(model)
+    expected = torch.tensor([[d * 1 + (1 - d) * 2, d * 2 + (1 - d) * 1, 0.,
+                              d * 4 + (1 - d) * 8]])
+    torch.testing.assert_close(ema.module.weight, expected)
+    # prune position 0, regrow position 2 (the weight there is now 5)
+    masks['weight'] = torch.tensor([[False, True, True, True]])
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[0., 3., 5., 6.]]))
+    ema.update_parameters(model)
+    expected = torch.tensor([[0., d * expected[0, 1] + (1 - d) * 3, 5.,
+                              d * expected[0, 3] + (1 - d) * 6]])
+    torch.testing.assert_close(ema.module.weight, expected)
+    with pytest.raises(KeyError, match='does not have'):
+        ema.set_masks({'bias': mask})
+
+
+def _ema_cfg(**kwargs):
+    return dict(
+        type='EMAHook',
+        ema_type='slak_mm.MaskedExponentialMovingAverage',
+        momentum=0.1,
+        update_buffers=True,
+        **kwargs)
+
+
+def _assert_ema_follows_masks(ema_state, masks, model_state):
+    for name, mask in masks.items():
+        assert torch.all(ema_state[name].cpu()[~mask] == 0), name
+        # and the average is not empty where the mask is active (weights
+        # whose kernel taps never see the tiny feature maps stay 0)
+        assert torch.count_nonzero(ema_state[name].cpu()[mask]) >= \
+            0.9 * torch.count_nonzero(model_state[name].cpu()[mask]), name
+
+
+def test_ema_obeys_masks_whatever_the_priority(tmp_path):
+    """The averaged model has zeros exactly where the masks have zeros in
+    memory and in both checkpoint entries (state_dict = EMA weights,
+    ema_state_dict), with the EMAHook before or after the sparse hook and
+    with gradient accumulation; the result does not depend on the
+    priority."""
+    saved = {}
+    for priority in ('VERY_HIGH', 'LOW'):
+        runner = _runner(
+            tmp_path / priority,
+            [dict(HOOK, update_interval=1), _ema_cfg(priority=priority)],
+            max_iters=8,
+            optim_wrapper=dict(
+                optimizer=dict(type='AdamW', lr=1e-2),
+                accumulative_counts=2))
+        runner.train()
+        masks = _hook(runner).masking.state_dict()
+        ema = _ema_hook(runner).ema_model
+        weights = runner.model.state_dict()
+        _assert_ema_follows_masks(ema.module.state_dict(), masks, weights)
+        ckpt = torch.load(
+            tmp_path / priority / 'iter_8.pth', weights_only=True)
+        # EMAHook swaps them: `state_dict` holds the EMA weights,
+        # `ema_state_dict` the trained ones
+        _assert_ema_follows_masks(ckpt['state_dict'], masks, weights)
+        _assert_ema_follows_masks(
+            {k[len('module.'):]: v
+             for k, v in ckpt['ema_state_dict'].items() if k != 'steps'},
+            masks, weights)
+        for name, mask in ckpt['sparse_training']['masks'].items():
+            assert torch.equal(mask, masks[name])
+        saved[priority] = ckpt
+    for key, value in saved['VERY_HIGH']['ema_state_dict'].items():
+        torch.testing.assert_close(saved['LOW']['ema_state_dict'][key],
+                                   value, rtol=0, atol=0)
+
+
+def test_plain_ema_with_sparse_hook_is_an_error(tmp_path):
+    runner = _runner(tmp_path, [dict(HOOK), dict(type='EMAHook')],
+                     max_iters=2)
+    with pytest.raises(TypeError, match='MaskedExponentialMovingAverage'):
+        runner.train()
+
+
+def test_resume_is_bit_exact_with_ema(tmp_path):
+    hooks = [dict(HOOK, update_interval=3), _ema_cfg()]
+    runner = _runner(tmp_path / 'a', copy.deepcopy(hooks), max_iters=8)
+    runner.train()
+    final = torch.load(tmp_path / 'a' / 'iter_8.pth', weights_only=True)
+    runner_b = _runner(
+        tmp_path / 'b',
+        copy.deepcopy(hooks),
+        max_iters=8,
+        resume=True,
+        load_from=str(tmp_path / 'a' / 'iter_4.pth'))
+    runner_b.train()
+    resumed = torch.load(tmp_path / 'b' / 'iter_8.pth', weights_only=True)
+    for key in ('state_dict', 'ema_state_dict'):
+        assert final[key].keys() == resumed[key].keys()
+        for name, value in final[key].items():
+            torch.testing.assert_close(resumed[key][name], value, rtol=0,
+                                       atol=0)
+    assert final['sparse_training']['last_update'] == 6
+    for name, mask in final['sparse_training']['masks'].items():
+        assert torch.equal(resumed['sparse_training']['masks'][name], mask)
+    for idx, state in final['optimizer']['state'].items():
+        for key, value in state.items():
+            torch.testing.assert_close(
+                resumed['optimizer']['state'][idx][key], value, rtol=0,
+                atol=0)
+
+
+class _FirstBatch(Hook):
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter == 0:
+            self.batch = data_batch
+
+
+def test_snip_uses_the_first_shuffled_batch(tmp_path):
+    """The SNIP batch is the one the training loop gets first (epoch 0 of
+    the shuffled sampler), not the first samples of the dataset."""
+    spy = _FirstBatch()
+    runner = _runner(tmp_path, dict(HOOK), max_iters=1)
+    runner.register_hook(spy)
+    seen = {}
+    hook = _hook(runner)
+    orig = hook.first_batch
+
+    def first_batch(r):
+        seen['batch'] = orig(r)
+        return seen['batch']
+
+    hook.first_batch = first_batch
+    runner.train()
+    torch.testing.assert_close(seen['batch']['inputs'], spy.batch['inputs'],
+                               rtol=0, atol=0)
+    assert not torch.equal(seen['batch']['labels'], ToyData().y[:4]) or \
+        not torch.equal(seen['batch']['inputs'], ToyData().x[:4])
+
+
+def test_fixed_masks_with_update_interval_none(tmp_path):
+    runner = _runner(tmp_path, dict(HOOK, update_interval=None), max_iters=6)
+    hook = _hook(runner)
+    seen = []
+    orig = hook.before_train
+
+    def before_train(r):
+        orig(r)
+        seen.append(hook.masking.state_dict())
+
+    hook.before_train = before_train
+    runner.train()
+    for name, mask in hook.masking.state_dict().items():
+        assert torch.equal(mask, seen[0][name])
+    _assert_sparse(runner.model, hook.masking.masks)
+
+
+def test_snip_is_plain_ce_without_batch_augments():
+    """Official SNIP loss: cross-entropy of the logits on the hard labels
+    of the un-augmented batch, although the classifier trains with Mixup
+    and label smoothing (`snip_loss='model'` uses those)."""
+    from mmengine.registry import MODELS, DefaultScope
+    from mmpretrain.structures import DataSample
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(
+            dict(
+                type='ImageClassifier',
+                backbone=dict(
+                    type='slak_mm.SLaK',
+                    arch=dict(depths=[1, 1, 1, 1], channels=[8, 8, 16, 16]),
+                    kernel_size=[9, 7, 7, 5, 3]),
+                head=dict(
+                    type='LinearClsHead',
+                    num_classes=4,
+                    in_channels=20,
+                    loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1,
+                              mode='original')),
+                data_preprocessor=dict(
+                    type='ClsDataPreprocessor', num_classes=4,
+                    mean=[0., 0., 0.], std=[255., 255., 255.]),
+                train_cfg=dict(augments=dict(type='Mixup', alpha=0.8))))
+    model.eval()  # deterministic forward for the comparison
+    gen = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 256, (3, 32, 32), generator=gen,
+                            dtype=torch.uint8) for _ in range(4)]
+    labels = [0, 1, 2, 3]
+    batch = dict(inputs=images,
+                 data_samples=[DataSample().set_gt_label(i) for i in labels])
+    expected = F.cross_entropy(
+        model(torch.stack(images).float() / 255., mode='tensor'),
+        torch.tensor(labels))
+    hook = DynamicSparseHook()
+    torch.testing.assert_close(hook._snip_loss(model, batch), expected,
+                               rtol=1e-5, atol=1e-6)
+    torch.manual_seed(0)
+    with_model_loss = DynamicSparseHook(snip_loss='model')._snip_loss(
+        model, batch)
+    assert not torch.allclose(with_model_loss, expected, rtol=1e-3)

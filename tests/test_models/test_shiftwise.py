@@ -398,7 +398,7 @@ def test_piece_sparse_masking():
     names = select_shiftwise_pieces(model, prefix='stages.')
     assert names and all('.large_kernel.paths.' in n for n in names)
     assert len(names) == 2 * sum(TINY['depths'])
-    masking = PieceSparseMasking(model, names)
+    masking = PieceSparseMasking(model, names, zero_regrown=True)
     params = dict(model.named_parameters())
     scores = {n: piece_scores(params[n].detach().abs()) for n in names}
     densities = snip_densities(scores, 0.7)
@@ -420,7 +420,8 @@ def test_piece_sparse_masking():
     norms = param.detach().abs().flatten(1).sum(1)
     weakest = norms.masked_fill(~unit, float('inf')).argmin()
     moved = masking.prune_and_regrow(
-        0.5, 'random', torch.Generator().manual_seed(1), optimizer=optimizer)
+        0.5, 'random_exact', torch.Generator().manual_seed(1),
+        optimizer=optimizer)
     after = {n: int(u.sum()) for n, u in masking.unit_masks().items()}
     assert after == before
     assert moved[name][0] == math.ceil(0.5 * before[name])
@@ -436,3 +437,76 @@ def test_piece_sparse_masking():
                    -1)[0, 1:] = ~bad[name].view(bad[name].shape[0], -1)[0, 0]
     with pytest.raises(ValueError, match='constant'):
         masking.load_state_dict(bad)
+
+
+def test_shared_path_masks_and_sync():
+    """Official rep_coarse: path 0's mask is copied to every path at
+    initialisation; plain updates act on each path alone; a sync update
+    prunes path 0 on sum_p |w_p| (the inactive + ceil(rate * active)
+    smallest pieces) and copies its mask to every path."""
+    from slak_mm.sparse import uniform_densities
+    from slak_mm.sparse.shiftwise import (PieceSparseMasking,
+                                          select_shiftwise_pieces)
+    model = ShiftWiseV1(arch=TINY, kernel_size=[9, 7, 5, 5, 3])
+    names = select_shiftwise_pieces(model)
+    masking = PieceSparseMasking(model, names, share_paths=True)
+    assert all(len(m) == 2 and m[0].endswith('paths.0.weight')
+               for m in masking.groups.values())
+    shapes = {n: p.shape for n, p in masking.params.items()}
+    masking.init_random(uniform_densities(shapes, 0.7),
+                        torch.Generator().manual_seed(0))
+    masking.apply()
+
+    def assert_shared():
+        for leader, members in masking.groups.items():
+            for name in members[1:]:
+                assert torch.equal(masking.masks[name],
+                                   masking.masks[leader]), name
+
+    assert_shared()
+    for leader in masking.groups:
+        unit = masking.unit_mask(leader)
+        assert int(unit.sum()) == round(0.7 * unit.numel())
+    params = masking.params
+    with torch.no_grad():
+        for p in params.values():
+            p.add_(torch.randn_like(p))
+    masking.apply()
+    # a plain update: every path on its own; the paths diverge
+    before = {n: masking.unit_mask(n) for n in masking.masks}
+    moved = masking.prune_and_regrow(0.5, 'random',
+                                     torch.Generator().manual_seed(1))
+    assert set(moved) == set(names)
+    for name in names:
+        assert moved[name][0] == math.ceil(0.5 * int(before[name].sum()))
+    assert any(
+        not torch.equal(masking.masks[m[0]], masking.masks[m[1]])
+        for m in masking.groups.values())
+    # a sync update, checked by hand on every group
+    before = {n: masking.unit_mask(n) for n in masking.masks}
+    summed = {
+        leader: sum(params[n].detach().abs().flatten(1).sum(1)
+                    for n in members)
+        for leader, members in masking.groups.items()
+    }
+    moved = masking.prune_and_regrow(0.3, 'random',
+                                     torch.Generator().manual_seed(2),
+                                     sync=True)
+    assert set(moved) == set(masking.groups)
+    assert_shared()
+    for leader in masking.groups:
+        unit = before[leader]
+        score = summed[leader].clone()
+        score[~unit & (score == 0)] = -1
+        k = int((~unit).sum()) + math.ceil(0.3 * int(unit.sum()))
+        victims = score.argsort()[:k]
+        survivors = unit.clone()
+        survivors[victims] = False
+        after = masking.unit_mask(leader)
+        assert torch.all(after[survivors])
+        assert moved[leader][0] == int(unit.sum()) - int(survivors.sum())
+        assert moved[leader][0] >= math.ceil(0.3 * int(unit.sum()))
+        assert moved[leader][1] == int((after & ~survivors).sum())
+        for name in masking.groups[leader]:
+            pieces = params[name].detach().flatten(1)
+            assert torch.all(pieces[~after] == 0)

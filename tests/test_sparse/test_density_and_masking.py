@@ -84,10 +84,16 @@ def test_select_sparse_weights():
     assert all(params[n].ndim in (2, 4) for n in names)
     assert 'backbone.stages.0.0.large_kernel.branch_kxs.conv.weight' in names
     assert 'backbone.stages.0.0.pointwise_conv1.weight' in names
+    # official --only-L: the K x s / s x K strips, not the s x s branch
     lk = select_sparse_weights(model, 'large_kernels')
-    assert len(lk) == 4 * 3
-    assert all('large_kernel.branch_' in n and n.endswith('conv.weight')
-               for n in lk)
+    assert len(lk) == 4 * 2
+    assert {n.split('.large_kernel.')[1] for n in lk} == {
+        'branch_kxs.conv.weight', 'branch_sxk.conv.weight'}
+    undecomposed = SLaK(
+        dict(depths=[1, 1, 1, 1], channels=[8, 8, 16, 16]),
+        kernel_size=[9, 7, 7, 5, 3], decompose=False)
+    lk = select_sparse_weights(undecomposed, 'large_kernels')
+    assert len(lk) == 4 and all('branch_kxk' in n for n in lk)
     assert select_sparse_weights(model, 'all', prefix='head.') == [
         'head.weight'
     ]
@@ -118,47 +124,109 @@ def test_init_random_exact_counts_and_seed():
     assert not dense.masks
 
 
-def test_prune_and_regrow_random():
-    model, masking = _masking(0.5)
+def _trained_step(model, masking):
+    """One AdamW step with dense gradients, then the masks applied."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     masking.apply(optimizer)
-    loss = sum(p.sum() for p in model.parameters())
+    loss = sum((p * torch.linspace(-1, 1, p.numel()).view_as(p)).sum()
+               for p in model.parameters())
     loss.backward()
     optimizer.step()
     masking.apply(optimizer)
+    return optimizer
+
+
+def _official_update(mask, value, rate, generator):
+    """Hand-computed official update of one weight (SLaK funcs.py
+    magnitude_death + random_growth): the ceil(rate * nnz) smallest active
+    |w| go, then every inactive position regrows with probability
+    removed / inactive (draws in flat order); values are kept."""
+    mask = mask.flatten().clone()
+    value = value.flatten()
+    nnz = int(mask.sum())
+    num = math.ceil(rate * nnz)
+    active = mask.nonzero().flatten()
+    victims = active[value[active].abs().argsort()[:num]]
+    mask[victims] = False
+    inactive = (~mask).nonzero().flatten()
+    draw = torch.rand(mask.numel(), generator=generator)
+    grown = inactive[draw[inactive] < num / inactive.numel()]
+    mask[grown] = True
+    return mask, num, grown
+
+
+def test_prune_and_regrow_official():
+    model, masking = _masking(0.5)
+    optimizer = _trained_step(model, masking)
     for name, mask in masking.masks.items():
         param = masking.params[name]
         assert torch.all(param[~mask] == 0)
-        state = optimizer.state[param]
-        assert torch.all(state['exp_avg'][~mask] == 0)
-        assert torch.all(state['exp_avg_sq'][~mask] == 0)
-
+        # official apply_mask: Adam moments are not masked
+        assert torch.any(optimizer.state[param]['exp_avg'][~mask] != 0)
     before = {n: m.clone() for n, m in masking.masks.items()}
     values = {n: masking.params[n].detach().clone() for n in masking.masks}
-    moved = masking.prune_and_regrow(
-        0.3, 'random', torch.Generator().manual_seed(3), optimizer=optimizer)
+    moments = {
+        n: optimizer.state[masking.params[n]]['exp_avg'].clone()
+        for n in masking.masks
+    }
+    generator = torch.Generator().manual_seed(3)
+    moved = masking.prune_and_regrow(0.3, 'random', generator,
+                                     optimizer=optimizer)
+    # the same generator stream, replayed by hand layer after layer
+    replay = torch.Generator().manual_seed(3)
+    total_grown = total_removed = 0
     for name, mask in masking.masks.items():
-        old = before[name]
-        nnz = int(old.sum())
+        expected, removed, grown = _official_update(
+            before[name], values[name], 0.3, replay)
+        assert torch.equal(mask.flatten(), expected), name
+        assert moved[name] == (removed, grown.numel())
+        param = masking.params[name]
+        # regrown weights keep their value (0, or the old value when
+        # pruned and regrown at once); the others are masked
+        torch.testing.assert_close(param.flatten()[expected],
+                                   values[name].flatten()[expected],
+                                   rtol=0, atol=0)
+        assert torch.all(param[~mask] == 0)
+        torch.testing.assert_close(
+            optimizer.state[param]['exp_avg'], moments[name], rtol=0,
+            atol=0)
+        total_grown += grown.numel()
+        total_removed += removed
+    # the Bernoulli count is right on average
+    assert abs(total_grown - total_removed) < 4 * math.sqrt(total_removed)
+
+
+def test_prune_and_regrow_options():
+    """random_exact + zero_regrown + mask_optimizer_state: exact counts,
+    regrown weights and their moments start at 0."""
+    model = _Toy()
+    names = select_sparse_weights(model, 'all')
+    masking = SparseMasking(model, names, mask_optimizer_state=True,
+                            zero_regrown=True)
+    shapes = {n: p.shape for n, p in masking.params.items()}
+    masking.init_random(uniform_densities(shapes, 0.5),
+                        torch.Generator().manual_seed(0))
+    optimizer = _trained_step(model, masking)
+    for name, mask in masking.masks.items():
+        state = optimizer.state[masking.params[name]]
+        assert torch.all(state['exp_avg'][~mask] == 0)
+        assert torch.all(state['exp_avg_sq'][~mask] == 0)
+    before = {n: m.clone() for n, m in masking.masks.items()}
+    moved = masking.prune_and_regrow(
+        0.3, 'random_exact', torch.Generator().manual_seed(3),
+        optimizer=optimizer)
+    for name, mask in masking.masks.items():
+        nnz = int(before[name].sum())
         expected = math.ceil(0.3 * nnz)
         assert int(mask.sum()) == nnz  # layer nnz unchanged
         assert moved[name] == (expected, expected)
-        # independently: the `expected` smallest active magnitudes go
-        active = old.flatten().nonzero().flatten()
-        order = values[name].flatten()[active].abs().argsort()
-        victims = torch.zeros(old.numel(), dtype=torch.bool)
-        victims[active[order[:expected]]] = True
-        victims = victims.view_as(old)
-        survivors = old & ~victims
-        assert torch.all(mask[survivors])
-        assert torch.equal(masking.params[name][survivors],
-                           values[name][survivors])
-        grown = mask & ~survivors  # regrown, possibly at a victim's place
-        assert int(grown.sum()) == expected
+        grown = mask & ~before[name]
         param = masking.params[name]
         assert torch.all(param[grown] == 0)
         assert torch.all(optimizer.state[param]['exp_avg'][grown] == 0)
         assert torch.all(param[~mask] == 0)
+    with pytest.raises(ValueError, match='growth'):
+        masking.prune_and_regrow(0.1, 'momentum', torch.Generator())
 
 
 def test_prune_and_regrow_gradient():

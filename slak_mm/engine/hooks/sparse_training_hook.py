@@ -6,14 +6,16 @@ from typing import Dict, Optional
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.dist import all_gather_object, get_dist_info, is_distributed
-from mmengine.hooks import Hook
+import torch.nn.functional as F
+from mmengine.dist import all_gather_object, is_distributed
+from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
 
 from slak_mm.registry import HOOKS
 from slak_mm.sparse import (SparseMasking, erk_densities,
                             select_sparse_weights, snip_densities,
                             uniform_densities)
+from slak_mm.sparse.masking import GROWTH_MODES
 from slak_mm.sparse.shiftwise import (PieceSparseMasking, piece_scores,
                                       select_shiftwise_pieces)
 
@@ -21,9 +23,18 @@ CHECKPOINT_KEY = 'sparse_training'
 
 
 class _MaskedTrainingHook(Hook):
-    """Shared machinery: candidate weights, masks applied after every
-    optimizer step, masks saved in / restored from checkpoints, consistency
-    across processes. Subclasses implement ``init_masks(runner)``."""
+    """Shared machinery: candidate weights, masks applied inside every
+    optimizer step, masks saved in / restored from checkpoints, the model
+    EMA kept as sparse as the masks, consistency across processes.
+    Subclasses implement ``init_masks(runner)`` and may extend
+    ``after_optimizer_step(runner)``.
+
+    The masks are applied by a post-step hook of the optimizer
+    (``torch.optim.Optimizer.register_step_post_hook``), i.e. right after
+    every real optimizer step (plain, accumulated, or AMP: a step that
+    ``GradScaler`` skips changes nothing) and before any other hook runs,
+    so an ``EMAHook`` of any priority averages masked weights.
+    """
     priority = 'NORMAL'  # before LoggerHook and CheckpointHook
     includes = ('all', 'large_kernels', 'shiftwise_pieces')
 
@@ -31,7 +42,8 @@ class _MaskedTrainingHook(Hook):
                  include: str = 'all',
                  prefix: str = '',
                  enabled: bool = True,
-                 check_consistency: bool = True) -> None:
+                 check_consistency: bool = True,
+                 mask_optimizer_state: bool = False) -> None:
         if include not in self.includes:
             raise ValueError(f'`include` must be one of {self.includes}, '
                              f'got {include!r}.')
@@ -39,8 +51,11 @@ class _MaskedTrainingHook(Hook):
         self.prefix = prefix
         self.enabled = enabled
         self.check_consistency = check_consistency
+        self.mask_optimizer_state = mask_optimizer_state
         self.masking: Optional[SparseMasking] = None
         self._loaded: Optional[dict] = None
+        self._runner = None
+        self._step_handle = None
 
     # -- helpers --------------------------------------------------------
     @staticmethod
@@ -52,15 +67,8 @@ class _MaskedTrainingHook(Hook):
     def _optimizer(runner):
         return getattr(runner.optim_wrapper, 'optimizer', None)
 
-    @staticmethod
-    def _accumulation(runner) -> int:
-        return int(getattr(runner.optim_wrapper, '_accumulative_counts', 1))
-
-    def _stepped(self, runner) -> bool:
-        """Whether the optimizer stepped in the iteration just finished."""
-        done = runner.iter + 1
-        return done % self._accumulation(runner) == 0 or \
-            done == runner.max_iters
+    def _masking_kwargs(self) -> dict:
+        return dict(mask_optimizer_state=self.mask_optimizer_state)
 
     def _log_state(self, runner, prefix: str) -> None:
         overall, groups = self.masking.group_densities()
@@ -82,6 +90,29 @@ class _MaskedTrainingHook(Hook):
         runner.logger.info(f'sparse masks identical on {len(digests)} '
                            f'processes (sha1 {digests[0][:12]})')
 
+    def _attach_ema(self, runner) -> None:
+        """Give the masks to the averaged model of every ``EMAHook``.
+
+        Raises:
+            TypeError: If an EMA model cannot take masks: its weights would
+                drift away from the sparse pattern.
+        """
+        for hook in runner.hooks:
+            if not isinstance(hook, EMAHook):
+                continue
+            ema = getattr(hook, 'ema_model', None)
+            if ema is None:
+                continue
+            if not hasattr(ema, 'set_masks'):
+                raise TypeError(
+                    f'{type(self).__name__} with an EMAHook needs a '
+                    'mask-aware averaged model: set EMAHook\'s '
+                    "ema_type='slak_mm.MaskedExponentialMovingAverage' (got "
+                    f'{type(ema).__name__}).')
+            ema.set_masks(self.masking.masks)
+            runner.logger.info(f'{type(self).__name__}: EMA '
+                               f'({type(ema).__name__}) follows the masks.')
+
     # -- hook points ----------------------------------------------------
     def before_train(self, runner) -> None:
         if not self.enabled:
@@ -91,10 +122,12 @@ class _MaskedTrainingHook(Hook):
         if self.include == 'shiftwise_pieces':
             # ShiftwiseConv: one mask bit per k x k piece (published SW)
             names = select_shiftwise_pieces(model, self.prefix)
-            self.masking = PieceSparseMasking(model, names)
+            self.masking = PieceSparseMasking(model, names,
+                                              **self._masking_kwargs())
         else:
             names = select_sparse_weights(model, self.include, self.prefix)
-            self.masking = SparseMasking(model, names)
+            self.masking = SparseMasking(model, names,
+                                         **self._masking_kwargs())
         if self._loaded is not None:
             state = {
                 n: m
@@ -110,20 +143,27 @@ class _MaskedTrainingHook(Hook):
                  if ignored else ''))
         else:
             self.init_masks(runner)
-        self.masking.apply(self._optimizer(runner))
+        optimizer = self._optimizer(runner)
+        self.masking.apply(optimizer)
+        self._attach_ema(runner)
+        self._runner = runner
+        if optimizer is not None:
+            self._step_handle = optimizer.register_step_post_hook(
+                lambda opt, args, kwargs: self.after_optimizer_step(
+                    self._runner))
         self._log_state(runner, type(self).__name__)
         self._check_consistency(runner)
 
-    def after_train_iter(self,
-                         runner,
-                         batch_idx: int,
-                         data_batch=None,
-                         outputs=None) -> None:
-        if self.masking is None or not self._stepped(runner):
-            return
+    @torch.no_grad()
+    def after_optimizer_step(self, runner) -> None:
+        """Called right after every real optimizer step: mask the weights
+        (and the masked optimizer state)."""
         self.masking.apply(self._optimizer(runner))
 
     def after_train(self, runner) -> None:
+        if self._step_handle is not None:
+            self._step_handle.remove()
+            self._step_handle = None
         if self.masking is not None:
             self._log_state(runner, f'{type(self).__name__} (end)')
             self._check_consistency(runner)
@@ -131,7 +171,12 @@ class _MaskedTrainingHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if self.masking is not None:
             checkpoint[CHECKPOINT_KEY] = dict(
-                hook=type(self).__name__, masks=self.masking.state_dict())
+                hook=type(self).__name__,
+                masks=self.masking.state_dict(),
+                **self._extra_state())
+
+    def _extra_state(self) -> dict:
+        return {}
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get(CHECKPOINT_KEY)
@@ -155,53 +200,83 @@ class DynamicSparseHook(_MaskedTrainingHook):
                              init='snip', update_interval=2000,
                              prune_rate=0.5, growth='random')]
 
+    The defaults reproduce the official SLaK / ShiftwiseConv ``Masking``
+    (SLaK ``sparse_core.py`` / ``funcs.py``, lidc54/shift-wiseConv
+    ``sparse_core.py``); see docs/fidelity.md:
+
     - Candidate weights: every conv / linear weight (``include='all'``, the
-      published default) or only the large-kernel branches
-      (``'large_kernels'``); layers whose allocated density is ``>= 0.99``
-      stay dense.
-    - Layer-wise density: ``'snip'`` (one batch of the train loader, global
-      top-k of ``|w * grad|``; scores summed over processes), ``'erk'`` or
-      ``'uniform'``; inside a layer the positions are random.
-    - Every ``update_interval`` optimizer steps, per layer: magnitude prune
-      of ``ceil(rate * nnz)`` active weights and regrowth of the same count
-      (``growth='random'`` or ``'gradient'``: largest dense ``|grad|`` of
-      that step, summed over processes); regrown weights start at zero. The
-      prune rate follows a cosine decay from ``prune_rate`` to
+      published default), only the large-kernel strips
+      (``'large_kernels'``, official ``--only-L``) or the ``k x k`` pieces of
+      ShiftwiseConv layers (``'shiftwise_pieces'``, one mask bit per piece,
+      official ``--sparse_type rep_coarse --only_L``). Weights whose
+      allocated density is ``>= 0.99`` stay dense.
+    - Layer-wise density: ``'snip'`` (the first batch of the shuffled
+      training loader, plain cross-entropy on hard labels without batch
+      augmentation, global top-k of ``|w * grad|``; scores summed over
+      processes), ``'erk'`` or ``'uniform'``; inside a weight the active
+      positions are random.
+    - After every optimizer step the weights are multiplied by the masks
+      (inside the step, see :class:`_MaskedTrainingHook`); gradients and
+      Adam moments are not masked, SGD momentum is.
+    - Every ``update_interval`` optimizer steps, per weight: magnitude
+      pruning of ``ceil(rate * active)`` active units, then regrowth at
+      inactive ones (``growth``); regrown weights keep their current value.
+      The prune rate decays with a cosine from ``prune_rate`` to
       ``prune_rate_min`` over the optimizer steps of the whole run.
-    - After every optimizer step (plain, AMP or accumulated) masked weights
-      and their Adam / momentum state are zeroed.
+    - ShiftwiseConv (``'shiftwise_pieces'``): one density per layer from
+      the SNIP scores of all its paths; path 0 gets a random mask that all
+      paths copy; in between the paths evolve separately, and every
+      ``sparse_gap``-th update path 0 is pruned on ``sum_p |w_p|`` and its
+      mask copied to all paths again.
     - Masks are saved in checkpoints (``checkpoint['sparse_training']``) and
       restored by ``--resume``; the schedule is a function of the optimizer
-      step, so it continues from the resumed iteration.
-    - Random decisions use a generator seeded with ``seed`` (default: the
-      runner's seed) and the step, so all processes make identical choices
-      without exchanging masks; ``check_consistency`` compares mask hashes
-      across processes at each update.
+      step, so a resumed run continues bit-exactly. Random decisions use a
+      generator seeded with ``seed`` (default: the runner's seed) and the
+      step, so all processes make identical choices without exchanging
+      masks; ``check_consistency`` compares mask hashes across processes at
+      each update.
+    - An ``EMAHook`` must use ``slak_mm.MaskedExponentialMovingAverage``,
+      which the hook keeps exactly as sparse as the masks.
 
     The official code's defects this avoids: masks not saved (resume redrew
     them), no masking on its AMP path, masks broadcast from rank 0 every
-    step, Adam moments of pruned weights left in place.
+    step.
 
     Args:
         sparsity (float): Fraction of candidate weights set to zero, in
             [0, 1). Defaults to 0.4 (density 0.6, the published setting).
         init (str): ``'snip'``, ``'erk'`` or ``'uniform'``.
             Defaults to ``'snip'``.
-        update_interval (int): Optimizer steps between mask updates
-            (SLaK-T 2000, S/B 100). Defaults to 2000.
-        prune_rate (float): Initial fraction of active weights moved per
+        update_interval (int, optional): Optimizer steps between mask
+            updates (SLaK-T 2000, S/B 100, SW 100). ``None``: the initial
+            masks stay fixed (official ``--fix``). Defaults to 2000.
+        prune_rate (float): Initial fraction of active units moved per
             update, in [0, 1] (T 0.5, S/B 0.3). Defaults to 0.5.
         prune_rate_min (float): Final prune rate of the cosine decay.
             Defaults to 0.005.
-        growth (str): ``'random'`` or ``'gradient'``. Defaults to
-            ``'random'``.
+        growth (str): ``'random'`` (official: each inactive unit regrows
+            with probability ``pruned / inactive``), ``'random_exact'``
+            (option: exactly as many as pruned) or ``'gradient'`` (largest
+            ``|grad|`` of the update step). Defaults to ``'random'``.
         include (str): ``'all'``, ``'large_kernels'`` or
-            ``'shiftwise_pieces'`` (the k x k pieces of ShiftwiseConv layers,
-            one mask bit per piece, L1 pruning: the published SW setting).
-            Defaults to ``'all'``.
+            ``'shiftwise_pieces'``. Defaults to ``'all'``.
         prefix (str): Only weights whose name starts with it (e.g.
             ``'backbone.'``). Defaults to ''.
         erk_power_scale (float): Exponent for ``init='erk'``.
+        snip_loss (str): ``'ce'`` (official: cross-entropy of the logits
+            on the hard labels of an un-augmented batch; for models with
+            mmpretrain-style ``gt_label`` data samples) or ``'model'`` (the
+            model's own training loss, batch augmentation included). Models
+            without ``gt_label`` always use ``'model'``. Defaults to
+            ``'ce'``.
+        sparse_gap (int, optional): ``'shiftwise_pieces'`` only: re-share
+            path 0's mask with all paths every ``sparse_gap``-th update
+            (official ``--sparse_gap 131``); ``None`` never re-shares.
+            Defaults to 131.
+        mask_optimizer_state (bool): Option: also zero Adam moments of
+            masked and regrown weights. Defaults to False (official).
+        zero_regrown (bool): Option: regrown weights start at 0. Defaults
+            to False (official).
         seed (int, optional): Seed of the mask decisions. Defaults to the
             runner's seed.
         enabled (bool): Switch; ``False`` makes the hook a no-op
@@ -215,32 +290,45 @@ class DynamicSparseHook(_MaskedTrainingHook):
     def __init__(self,
                  sparsity: float = 0.4,
                  init: str = 'snip',
-                 update_interval: int = 2000,
+                 update_interval: Optional[int] = 2000,
                  prune_rate: float = 0.5,
                  prune_rate_min: float = 0.005,
                  growth: str = 'random',
                  include: str = 'all',
                  prefix: str = '',
                  erk_power_scale: float = 1.0,
+                 snip_loss: str = 'ce',
+                 sparse_gap: Optional[int] = 131,
+                 mask_optimizer_state: bool = False,
+                 zero_regrown: bool = False,
                  seed: Optional[int] = None,
                  enabled: bool = True,
                  check_consistency: bool = True) -> None:
-        super().__init__(include, prefix, enabled, check_consistency)
+        super().__init__(include, prefix, enabled, check_consistency,
+                         mask_optimizer_state)
         if not 0. <= sparsity < 1.:
             raise ValueError(
                 f'`sparsity` must be in [0, 1), got {sparsity}.')
         if init not in ('snip', 'erk', 'uniform'):
             raise ValueError("`init` must be 'snip', 'erk' or 'uniform', "
                              f'got {init!r}.')
-        if not isinstance(update_interval, int) or update_interval < 1:
-            raise ValueError('`update_interval` must be a positive int, got '
-                             f'{update_interval!r}.')
+        if update_interval is not None and (
+                not isinstance(update_interval, int) or update_interval < 1):
+            raise ValueError('`update_interval` must be a positive int or '
+                             f'None, got {update_interval!r}.')
         if not 0. <= prune_rate_min <= prune_rate <= 1.:
             raise ValueError('need 0 <= `prune_rate_min` <= `prune_rate` <= '
                              f'1, got {prune_rate_min} and {prune_rate}.')
-        if growth not in ('random', 'gradient'):
-            raise ValueError("`growth` must be 'random' or 'gradient', got "
+        if growth not in GROWTH_MODES:
+            raise ValueError(f'`growth` must be one of {GROWTH_MODES}, got '
                              f'{growth!r}.')
+        if snip_loss not in ('ce', 'model'):
+            raise ValueError("`snip_loss` must be 'ce' or 'model', got "
+                             f'{snip_loss!r}.')
+        if sparse_gap is not None and (not isinstance(sparse_gap, int)
+                                       or sparse_gap < 1):
+            raise ValueError('`sparse_gap` must be a positive int or None, '
+                             f'got {sparse_gap!r}.')
         self.sparsity = sparsity
         self.init = init
         self.update_interval = update_interval
@@ -248,13 +336,30 @@ class DynamicSparseHook(_MaskedTrainingHook):
         self.prune_rate_min = prune_rate_min
         self.growth = growth
         self.erk_power_scale = erk_power_scale
+        self.snip_loss = snip_loss
+        self.sparse_gap = sparse_gap
+        self.zero_regrown = zero_regrown
         self.seed = seed
-        self._grads: Dict[str, torch.Tensor] = {}
-        self._grad_handles = []
+        self._last_update = 0
+
+    def _masking_kwargs(self) -> dict:
+        kwargs = dict(super()._masking_kwargs(), zero_regrown=self.zero_regrown)
+        if self.include == 'shiftwise_pieces':
+            kwargs['share_paths'] = True
+        return kwargs
 
     # -- schedule -------------------------------------------------------
+    @staticmethod
+    def _accumulation(runner) -> int:
+        return int(getattr(runner.optim_wrapper, '_accumulative_counts', 1))
+
     def total_steps(self, runner) -> int:
+        """Optimizer steps of the whole run."""
         return int(math.ceil(runner.max_iters / self._accumulation(runner)))
+
+    def current_step(self, runner) -> int:
+        """Optimizer steps done when the current iteration's step ends."""
+        return int(math.ceil((runner.iter + 1) / self._accumulation(runner)))
 
     def prune_rate_at(self, step: int, total_steps: int) -> float:
         """Cosine decay from ``prune_rate`` (step 0) to ``prune_rate_min``
@@ -271,49 +376,68 @@ class DynamicSparseHook(_MaskedTrainingHook):
     # -- initialisation -------------------------------------------------
     def init_masks(self, runner) -> None:
         density = 1. - self.sparsity
-        shapes = {n: tuple(p.shape) for n, p in self.masking.params.items()}
-        if self.init == 'uniform':
-            densities = uniform_densities(shapes, density)
-        elif self.init == 'erk':
-            densities = erk_densities(shapes, density, self.erk_power_scale)
+        if self.init == 'snip':
+            densities = self._snip_densities(runner, density)
         else:
-            densities = snip_densities(self._snip_scores(runner), density)
+            shapes = {n: tuple(p.shape) for n, p in self.masking.params.items()}
+            if self.init == 'uniform':
+                densities = uniform_densities(shapes, density)
+            else:
+                densities = erk_densities(shapes, density,
+                                          self.erk_power_scale)
         self.masking.init_random(densities, self._generator(runner, 0))
 
-    @staticmethod
-    def _first_batch(runner):
-        """One training batch (this process's share), collated by the train
-        loader's ``collate_fn``. Read from the dataset directly: a second
-        iterator over a loader with persistent workers would reset the
-        training loop's own iterator."""
-        loader = runner.train_dataloader
-        dataset = loader.dataset
-        batch_size = loader.batch_size or 1
-        rank, _ = get_dist_info()
-        start = rank * batch_size
-        samples = [
-            dataset[(start + i) % len(dataset)] for i in range(batch_size)
-        ]
-        return loader.collate_fn(samples)
+    def _snip_densities(self, runner, density: float) -> Dict[str, float]:
+        scores = self.snip_scores(runner)
+        if not isinstance(self.masking, PieceSparseMasking):
+            return snip_densities(scores, density)
+        # official SW: one density per layer from the mean |w * g| of every
+        # (piece, path), ranked over all layers
+        grouped = self.masking.group_scores(
+            {n: piece_scores(s) / s[0].numel()
+             for n, s in scores.items()})
+        return self.masking.expand_group_values(
+            snip_densities(grouped, density))
 
-    def _snip_scores(self, runner) -> Dict[str, torch.Tensor]:
-        """``|w * dL/dw|`` on one batch of the train loader, summed over
-        processes (model buffers such as BN statistics are restored)."""
+    def first_batch(self, runner):
+        """The first batch of this process's shuffled training loader (the
+        batch ``next(iter(train_loader))`` of the official SNIP), built from
+        the loader's batch sampler and collate function. The loader itself
+        is not iterated: a second iterator over a loader with persistent
+        workers would reset the training loop's own iterator."""
+        loader = runner.train_dataloader
+        indices = next(iter(loader.batch_sampler))
+        return loader.collate_fn([loader.dataset[i] for i in indices])
+
+    def _snip_loss(self, model, batch) -> torch.Tensor:
+        if self.snip_loss == 'ce':
+            data = model.data_preprocessor(batch, False)  # no Mixup/CutMix
+            samples = data.get('data_samples') if isinstance(data,
+                                                             dict) else None
+            if samples and all(hasattr(s, 'gt_label') for s in samples):
+                logits = model(data['inputs'], samples, mode='tensor')
+                labels = torch.cat([s.gt_label for s in samples])
+                return F.cross_entropy(logits, labels.to(logits.device))
+        data = model.data_preprocessor(batch, True)
+        losses = model(**data, mode='loss') if isinstance(data, dict) \
+            else model(*data, mode='loss')
+        loss, _ = model.parse_losses(losses)
+        return loss
+
+    def snip_scores(self, runner) -> Dict[str, torch.Tensor]:
+        """``|w * dL/dw|`` of every candidate weight on
+        :meth:`first_batch`, summed over processes. The model stays in
+        training mode (drop path, batch statistics) as in the official
+        code; its buffers (BN statistics) are restored afterwards."""
         model = self._model(runner)
         buffers = {k: v.clone() for k, v in model.named_buffers()}
         model.zero_grad(set_to_none=True)
-        data = model.data_preprocessor(self._first_batch(runner), True)
-        losses = model._run_forward(data, mode='loss')
-        loss, _ = model.parse_losses(losses)
-        loss.backward()
+        self._snip_loss(model, self.first_batch(runner)).backward()
         scores = {}
         for name, param in self.masking.params.items():
             grad = param.grad if param.grad is not None else \
                 torch.zeros_like(param)
-            score = (param.detach() * grad).abs()
-            if self.include == 'shiftwise_pieces':
-                score = piece_scores(score)
-            scores[name] = score
+            scores[name] = (param.detach() * grad).abs()
         model.zero_grad(set_to_none=True)
         with torch.no_grad():
             for name, buf in model.named_buffers():
@@ -324,72 +448,80 @@ class DynamicSparseHook(_MaskedTrainingHook):
         return scores
 
     # -- updates --------------------------------------------------------
-    def _is_update_step(self, runner, step: int) -> bool:
-        return step % self.update_interval == 0 and \
-            0 < step < self.total_steps(runner)
+    def _due_update(self, runner) -> int:
+        """The update step due now (0 if none): the last multiple of
+        ``update_interval`` not yet done. A step that AMP's ``GradScaler``
+        skipped defers its update to the next real step."""
+        if self.update_interval is None:
+            return 0
+        due = self.current_step(runner) // self.update_interval * \
+            self.update_interval
+        if due <= self._last_update or not 0 < due < self.total_steps(runner):
+            return 0
+        return due
 
-    def before_train_iter(self, runner, batch_idx: int,
-                          data_batch=None) -> None:
-        """For gradient growth, record the dense gradients of the
-        iterations whose optimizer step triggers an update."""
-        if self.masking is None or self.growth != 'gradient':
-            return
-        acc = self._accumulation(runner)
-        step = runner.iter // acc + 1
-        if self._is_update_step(runner, step) and not self._grad_handles:
-            self._grads = {}
-
-            def make_hook(name):
-
-                def hook(grad):
-                    if name in self._grads:
-                        self._grads[name] = self._grads[name] + grad.detach()
-                    else:
-                        self._grads[name] = grad.detach().clone()
-                    return grad
-
-                return hook
-
-            for name in self.masking.masks:
-                self._grad_handles.append(
-                    self.masking.params[name].register_hook(make_hook(name)))
-
-    def after_train_iter(self,
-                         runner,
-                         batch_idx: int,
-                         data_batch=None,
-                         outputs=None) -> None:
-        if self.masking is None or not self._stepped(runner):
-            return
+    @torch.no_grad()
+    def after_optimizer_step(self, runner) -> None:
+        """Mask the weights; at an update step, prune and regrow."""
         optimizer = self._optimizer(runner)
         self.masking.apply(optimizer)
-        step = int(math.ceil((runner.iter + 1) / self._accumulation(runner)))
-        if not self._is_update_step(runner, step):
+        step = self._due_update(runner)
+        if not step:
             return
         start = time.perf_counter()
-        for handle in self._grad_handles:
-            handle.remove()
-        self._grad_handles = []
-        if self.growth == 'gradient' and is_distributed():
-            for grad in self._grads.values():
-                torch_dist.all_reduce(grad)
+        grads = None
+        if self.growth == 'gradient':
+            grads = {
+                n: p.grad
+                for n, p in self.masking.params.items() if p.grad is not None
+            }
         rate = self.prune_rate_at(step, self.total_steps(runner))
+        update = step // self.update_interval
+        sync = self.include == 'shiftwise_pieces' and \
+            self.sparse_gap is not None and update % self.sparse_gap == 0
+        kwargs = dict(sync=sync) if self.include == 'shiftwise_pieces' \
+            else {}
         moved = self.masking.prune_and_regrow(
             rate,
             self.growth,
             self._generator(runner, step),
-            grads=self._grads,
-            optimizer=optimizer)
-        self._grads = {}
+            grads=grads,
+            optimizer=optimizer,
+            **kwargs)
+        self._last_update = step
         pruned = sum(p for p, _ in moved.values())
         regrown = sum(r for _, r in moved.values())
         elapsed = time.perf_counter() - start
         runner.message_hub.update_scalar('train/sparse_prune_rate', rate)
         runner.message_hub.update_scalar('train/sparse_moved', pruned)
         self._log_state(
-            runner, f'sparse update at step {step} (prune rate {rate:.4f}, '
-            f'pruned {pruned}, regrown {regrown}, {elapsed * 1000:.0f} ms)')
+            runner, f'sparse update {update} at step {step} (prune rate '
+            f'{rate:.4f}, pruned {pruned}, regrown {regrown}'
+            f'{", paths re-shared" if sync else ""}, '
+            f'{elapsed * 1000:.0f} ms)')
         self._check_consistency(runner)
+
+    def before_train(self, runner) -> None:
+        if self._loaded is None:
+            self._last_update = 0
+        super().before_train(runner)
+
+    def _extra_state(self) -> dict:
+        return dict(last_update=self._last_update)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        super().after_load_checkpoint(runner, checkpoint)
+        state = checkpoint.get(CHECKPOINT_KEY)
+        if state is None:
+            return
+        if 'last_update' in state:
+            self._last_update = int(state['last_update'])
+        elif self.update_interval is not None:  # older checkpoints
+            done = int(math.ceil(
+                checkpoint.get('meta', {}).get('iter', 0) /
+                self._accumulation(runner)))
+            self._last_update = done // self.update_interval * \
+                self.update_interval
 
 
 @HOOKS.register_module()
