@@ -410,14 +410,15 @@ class DynamicSparseHook(_MaskedTrainingHook):
         return loader.collate_fn([loader.dataset[i] for i in indices])
 
     def _snip_loss(self, model, batch) -> torch.Tensor:
-        if self.snip_loss == 'ce':
+        samples = batch.get('data_samples') if isinstance(batch,
+                                                          dict) else None
+        if self.snip_loss == 'ce' and samples and all(
+                hasattr(s, 'gt_label') for s in samples):
             data = model.data_preprocessor(batch, False)  # no Mixup/CutMix
-            samples = data.get('data_samples') if isinstance(data,
-                                                             dict) else None
-            if samples and all(hasattr(s, 'gt_label') for s in samples):
-                logits = model(data['inputs'], samples, mode='tensor')
-                labels = torch.cat([s.gt_label for s in samples])
-                return F.cross_entropy(logits, labels.to(logits.device))
+            logits = model(data['inputs'], data['data_samples'],
+                           mode='tensor')
+            labels = torch.cat([s.gt_label for s in data['data_samples']])
+            return F.cross_entropy(logits, labels.to(logits.device))
         data = model.data_preprocessor(batch, True)
         losses = model(**data, mode='loss') if isinstance(data, dict) \
             else model(*data, mode='loss')
