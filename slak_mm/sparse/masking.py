@@ -98,6 +98,13 @@ class SparseMasking:
     so processes that use the same seed make bit-identical decisions without
     communication.
 
+    Weights can form *groups* that share one mask (:meth:`set_groups`; the
+    ShiftwiseConv paths of a layer): one density per group, the leader's
+    random mask copied to the members, and a *sync* update that prunes the
+    leader on the members' summed magnitudes and copies its mask again.
+    With the default one-weight groups these reduce to the plain
+    behaviour.
+
     The defaults reproduce the official SLaK ``Masking`` (``sparse_core.py``,
     ``funcs.py``); the other settings are documented options.
 
@@ -129,9 +136,14 @@ class SparseMasking:
             raise KeyError(f'not parameters of the model: {missing[:5]}')
         self.params = OrderedDict((n, params[n]) for n in names)
         self.masks: Dict[str, torch.Tensor] = OrderedDict()
+        self.mask_optimizer_state = mask_optimizer_state
         self.state_keys = MASKED_STATE_KEYS if mask_optimizer_state \
             else OFFICIAL_STATE_KEYS
         self.zero_regrown = zero_regrown
+        #: ``{leader: [leader, follower, ...]}``: weights that share one
+        #: mask (ShiftwiseConv paths); by default every weight alone.
+        self.groups: Dict[str, List[str]] = OrderedDict(
+            (n, [n]) for n in names)
 
     # ------------------------------------------------------------------
     # units
@@ -158,20 +170,69 @@ class SparseMasking:
         return self.unit_scores(mask.float()).reshape(-1) > 0
 
     # ------------------------------------------------------------------
+    # groups
+    # ------------------------------------------------------------------
+    def set_groups(self, groups: Dict[str, List[str]]) -> None:
+        """Weights that share one mask, ``{leader: [leader, ...]}``.
+
+        Raises:
+            ValueError: If the groups do not cover every weight once, or
+                the members of a group differ in shape.
+        """
+        members = [n for group in groups.values() for n in group]
+        if sorted(members) != sorted(self.params):
+            raise ValueError('the mask groups must cover every sparse '
+                             'weight exactly once.')
+        for leader, group in groups.items():
+            shapes = {tuple(self.params[n].shape) for n in group}
+            if group[0] != leader or len(shapes) != 1:
+                raise ValueError(f'group {leader!r} must start with its '
+                                 'leader and hold weights of one shape, '
+                                 f'got {group} with shapes {sorted(shapes)}.')
+        self.groups = OrderedDict(groups)
+
+    def group_scores(
+            self, scores: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """The scores of a group's members concatenated (flat), keyed by
+        the leader (the official SW SNIP pools the ``(piece, path)`` scores
+        of a layer)."""
+        return OrderedDict(
+            (leader, torch.cat([scores[n].reshape(-1) for n in members]))
+            for leader, members in self.groups.items())
+
+    def expand_group_values(self, values: Dict[str, float]
+                            ) -> Dict[str, float]:
+        """A value per group leader -> the same value for every member."""
+        return OrderedDict((n, values[leader])
+                           for leader, members in self.groups.items()
+                           for n in members)
+
+    def _share(self, leader: str) -> None:
+        """Copy the leader's mask to the other members (or drop theirs if
+        the leader is dense)."""
+        for name in self.groups[leader][1:]:
+            if leader in self.masks:
+                self.masks[name] = self.masks[leader].clone()
+            else:
+                self.masks.pop(name, None)
+
+    # ------------------------------------------------------------------
     # initialisation
     # ------------------------------------------------------------------
     def init_random(self, densities: Dict[str, float],
                     generator: torch.Generator) -> None:
         """Random masks with exactly ``round(d * U)`` active units per
-        weight. Weights with density ``>= 0.99`` stay dense (no mask), as in
-        SLaK.
+        group leader, copied to the other members. Weights with density
+        ``>= 0.99`` stay dense (no mask), as in SLaK.
 
         Args:
-            densities (dict[str, float]): Density per candidate weight.
+            densities (dict[str, float]): Density per candidate weight (the
+                leader's counts for its group).
             generator (torch.Generator): CPU generator (shared seed).
         """
         self.masks.clear()
-        for name, param in self.params.items():
+        for name in self.groups:
+            param = self.params[name]
             density = densities[name]
             if density >= DENSE_THRESHOLD:
                 continue
@@ -181,6 +242,8 @@ class SparseMasking:
             unit[torch.randperm(units, generator=generator)[:keep]] = True
             self.masks[name] = self.expand_units(unit, param).to(
                 param.device)
+        for leader in self.groups:
+            self._share(leader)
 
     def init_from_weights(self) -> None:
         """Masks from the zero pattern of the current weights (fixed-mask
@@ -291,10 +354,9 @@ class SparseMasking:
         generator: torch.Generator,
         grads: Optional[Dict[str, torch.Tensor]] = None,
         optimizer: Optional[torch.optim.Optimizer] = None,
-        names: Optional[List[str]] = None,
-        prune_scores: Optional[Dict[str, torch.Tensor]] = None
+        sync: bool = False
     ) -> Dict[str, Tuple[int, int]]:
-        """One SLaK mask update, weight by weight.
+        """One SLaK mask update, weight by weight (or group by group).
 
         Prune the ``ceil(prune_rate * active)`` active units of smallest
         magnitude (``|w|``, summed over the unit; official
@@ -307,6 +369,13 @@ class SparseMasking:
         ``'gradient'`` (the ``pruned`` largest ``|grad|``). Finally the
         masks are applied (:meth:`apply`).
 
+        A plain update treats every weight alone, group members included
+        (the official SW paths drift apart between syncs). A *sync* update
+        (official SW ``rep_coarse``, every ``sparse_gap``-th update) prunes
+        each group leader on its members' summed ``|w|`` (and regrows on
+        their summed ``|grad|``), then copies its mask to the members; for
+        one-weight groups it equals a plain update.
+
         Args:
             prune_rate (float): Fraction of active units moved, in [0, 1].
             growth (str): One of :data:`GROWTH_MODES`.
@@ -316,14 +385,11 @@ class SparseMasking:
             optimizer (torch.optim.Optimizer, optional): Its state is
                 masked (see :meth:`apply`); with ``mask_optimizer_state``
                 the moments of regrown units are zeroed too.
-            names (list[str], optional): Update only these masked weights.
-                Defaults to all.
-            prune_scores (dict[str, torch.Tensor], optional): Element-wise
-                magnitude scores replacing ``|w|`` for some weights.
+            sync (bool): A sync update of the groups. Defaults to False.
 
         Returns:
             dict[str, tuple[int, int]]: ``(pruned, regrown)`` units per
-            weight.
+            updated weight (per group leader for a sync).
 
         Raises:
             ValueError: For an unknown ``growth`` or missing gradients.
@@ -331,8 +397,19 @@ class SparseMasking:
         if growth not in GROWTH_MODES:
             raise ValueError(f'`growth` must be one of {GROWTH_MODES}, got '
                              f'{growth!r}.')
+        if sync:
+            names = [n for n in self.groups if n in self.masks]
+            members = {n: self.groups[n] for n in names}
+        else:
+            names = list(self.masks)
+            members = {n: [n] for n in names}
+        if growth == 'gradient' and sync and grads is not None:
+            grads = {
+                n: sum(grads[m].abs() for m in members[n] if m in grads)
+                for n in names
+            }
         moved = OrderedDict()
-        for name in (self.masks if names is None else names):
+        for name in names:
             param = self.params[name]
             unit = self.unit_mask(name)
             active = int(unit.sum())
@@ -343,9 +420,9 @@ class SparseMasking:
             # official magnitude death: the (inactive + num) smallest units
             # of the whole tensor become inactive; inactive units of score
             # 0 rank first, so exactly `num` active ones go unless inactive
-            # units score above 0 (summed scores of shared SW paths)
-            magnitude = param.detach().abs() if prune_scores is None or \
-                name not in prune_scores else prune_scores[name]
+            # units score above 0 (summed scores of a synced group)
+            magnitude = sum(self.params[m].detach().abs()
+                            for m in members[name])
             score = self.unit_scores(magnitude.float()).reshape(-1).clone()
             score[~unit & (score == 0)] = -1.
             num_inactive = unit.numel() - active
@@ -355,9 +432,12 @@ class SparseMasking:
             grown = self._grow(name, unit, removed, growth, generator, grads)
             unit[grown] = True
             self.masks[name] = self.expand_units(unit, param)
-            if self.zero_regrown or self.state_keys is MASKED_STATE_KEYS:
+            if self.zero_regrown or self.mask_optimizer_state:
                 self._reset_regrown(param, unit, grown, optimizer)
             moved[name] = (removed, int(grown.numel()))
+        if sync:
+            for leader in names:
+                self._share(leader)
         self.apply(optimizer)
         return moved
 
@@ -370,7 +450,7 @@ class SparseMasking:
             torch.zeros_like(unit).index_fill_(0, grown, True), param)
         if self.zero_regrown:
             param.masked_fill_(regrown, 0.)
-        if self.state_keys is not MASKED_STATE_KEYS or optimizer is None:
+        if not self.mask_optimizer_state or optimizer is None:
             return
         state = optimizer.state.get(param, {})
         for key in self.state_keys:

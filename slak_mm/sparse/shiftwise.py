@@ -20,7 +20,7 @@ pieces and whose paths can share masks.
 """
 import re
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List
 
 import torch
 import torch.nn as nn
@@ -86,6 +86,8 @@ class PieceSparseMasking(SparseMasking):
     path at initialisation, and a *sync* update (:meth:`prune_and_regrow`
     with ``sync=True``) prunes path 0 on ``sum_p |w_p|``, regrows it and
     copies its mask to every path. Plain updates act on each path alone.
+    (The group machinery is :class:`SparseMasking`'s; this class only forms
+    the groups.)
 
     Args:
         model (nn.Module): The unwrapped model.
@@ -110,22 +112,16 @@ class PieceSparseMasking(SparseMasking):
             if param.dim() != 4:
                 raise ValueError(f'{name!r} is not a 4-D conv weight '
                                  f'(shape {tuple(param.shape)}).')
-        #: ``{leader: [leader, follower, ...]}``; one group per weight
-        #: without ``share_paths``.
-        self.groups: Dict[str, List[str]] = OrderedDict()
-        for name in names:
-            match = re.match(r'(.*\.paths\.)(\d+)(\.weight)$', name)
-            leader = f'{match.group(1)}0{match.group(3)}' \
-                if share_paths and match else name
-            if leader not in self.params:  # no path 0 among the names
-                leader = name
-            self.groups.setdefault(leader, []).append(name)
-        for leader, members in self.groups.items():
-            shapes = {tuple(self.params[n].shape) for n in members}
-            if len(shapes) != 1:
-                raise ValueError(f'the paths of {leader!r} differ in shape '
-                                 f'({sorted(shapes)}); they cannot share '
-                                 'a mask.')
+        if share_paths:
+            groups: Dict[str, List[str]] = OrderedDict()
+            for name in names:
+                match = re.match(r'(.*\.paths\.)(\d+)(\.weight)$', name)
+                leader = f'{match.group(1)}0{match.group(3)}' \
+                    if match else name
+                if leader not in self.params:  # no path 0 among the names
+                    leader = name
+                groups.setdefault(leader, []).append(name)
+            self.set_groups(groups)
 
     @staticmethod
     def unit_scores(score: torch.Tensor) -> torch.Tensor:
@@ -141,91 +137,3 @@ class PieceSparseMasking(SparseMasking):
     def unit_masks(self) -> Dict[str, torch.Tensor]:
         """The per-piece masks, ``(P,)`` bool each (masked weights only)."""
         return OrderedDict((n, self.unit_mask(n)) for n in self.masks)
-
-    # -- groups ---------------------------------------------------------
-    def group_scores(
-            self, scores: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """Per-piece scores of every member, concatenated per group (the
-        official SW SNIP pools the ``(piece, path)`` scores of a layer).
-
-        Args:
-            scores (dict[str, torch.Tensor]): A score per weight name.
-
-        Returns:
-            dict[str, torch.Tensor]: A flat score tensor per group leader.
-        """
-        return OrderedDict(
-            (leader, torch.cat([scores[n].reshape(-1) for n in members]))
-            for leader, members in self.groups.items())
-
-    def expand_group_values(self, values: Dict[str, float]
-                            ) -> Dict[str, float]:
-        """A value per group leader -> the same value for every member."""
-        return OrderedDict((n, values[leader])
-                           for leader, members in self.groups.items()
-                           for n in members)
-
-    def _share(self, leader: str) -> None:
-        """Copy the leader's mask to the other members (or drop theirs if
-        the leader is dense)."""
-        for name in self.groups[leader][1:]:
-            if leader in self.masks:
-                self.masks[name] = self.masks[leader].clone()
-            else:
-                self.masks.pop(name, None)
-
-    def init_random(self, densities: Dict[str, float],
-                    generator: torch.Generator) -> None:
-        """Random masks (see :meth:`SparseMasking.init_random`); with
-        ``share_paths`` only path 0 draws one, the other paths copy it."""
-        super().init_random(
-            {n: densities[n] if n in self.groups else 1.
-             for n in self.params}, generator)
-        for leader in self.groups:
-            self._share(leader)
-
-    @torch.no_grad()
-    def prune_and_regrow(self,
-                         prune_rate: float,
-                         growth: str,
-                         generator: torch.Generator,
-                         grads: Optional[Dict[str, torch.Tensor]] = None,
-                         optimizer: Optional[torch.optim.Optimizer] = None,
-                         sync: bool = False,
-                         **kwargs) -> Dict[str, Tuple[int, int]]:
-        """One mask update over pieces (see
-        :meth:`SparseMasking.prune_and_regrow`).
-
-        Args:
-            sync (bool): Shared paths only: prune path 0 on
-                ``sum_p |w_p|`` (summed over the piece), regrow it, and copy
-                its mask to every path (official ``rep_coarse`` update every
-                ``sparse_gap``-th time). ``False``: every path alone.
-            Others: as in :meth:`SparseMasking.prune_and_regrow`.
-
-        Returns:
-            dict[str, tuple[int, int]]: ``(pruned, regrown)`` pieces per
-            updated weight (leaders only for a sync).
-        """
-        if not sync:
-            return super().prune_and_regrow(prune_rate, growth, generator,
-                                            grads, optimizer, **kwargs)
-        leaders = [n for n in self.groups if n in self.masks]
-        summed = {
-            leader: sum(self.params[n].detach().abs()
-                        for n in self.groups[leader])
-            for leader in leaders
-        }
-        if growth == 'gradient' and grads is not None:
-            grads = dict(grads)
-            for leader in leaders:
-                grads[leader] = sum(grads[n].abs()
-                                    for n in self.groups[leader]
-                                    if n in grads)
-        moved = super().prune_and_regrow(
-            prune_rate, growth, generator, grads, None, names=leaders,
-            prune_scores=summed)
-        for leader in leaders:
-            self._share(leader)
-        self.apply(optimizer)
-        return moved

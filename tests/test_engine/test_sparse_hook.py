@@ -140,10 +140,11 @@ def test_schedule_and_counts(tmp_path):
     assert isinstance(hook, DynamicSparseHook)
     moved = []
 
-    def spy(rate, growth, generator, grads=None, optimizer=None):
+    def spy(rate, growth, generator, grads=None, optimizer=None, sync=False):
         before = {n: int(m.sum()) for n, m in masking.masks.items()}
         result = SparseMasking.prune_and_regrow(masking, rate, growth,
-                                                generator, grads, optimizer)
+                                                generator, grads, optimizer,
+                                                sync)
         assert optimizer is runner.optim_wrapper.optimizer
         after = {n: int(m.sum()) for n, m in masking.masks.items()}
         assert before == after

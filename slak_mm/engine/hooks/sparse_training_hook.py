@@ -16,7 +16,7 @@ from slak_mm.sparse import (SparseMasking, erk_densities,
                             select_sparse_weights, snip_densities,
                             uniform_densities)
 from slak_mm.sparse.masking import GROWTH_MODES
-from slak_mm.sparse.shiftwise import (PieceSparseMasking, piece_scores,
+from slak_mm.sparse.shiftwise import (PieceSparseMasking,
                                       select_shiftwise_pieces)
 
 CHECKPOINT_KEY = 'sparse_training'
@@ -269,9 +269,11 @@ class DynamicSparseHook(_MaskedTrainingHook):
             model's own training loss, batch augmentation included). Models
             without ``gt_label`` always use ``'model'``. Defaults to
             ``'ce'``.
-        sparse_gap (int, optional): ``'shiftwise_pieces'`` only: re-share
-            path 0's mask with all paths every ``sparse_gap``-th update
-            (official ``--sparse_gap 131``); ``None`` never re-shares.
+        sparse_gap (int, optional): Every ``sparse_gap``-th update is a
+            sync of the mask groups (with ``'shiftwise_pieces'``: path 0
+            pruned on the paths' summed magnitude, its mask copied to all
+            paths; official ``--sparse_gap 131``). Without groups (SLaK
+            weights) a sync is a plain update. ``None`` never syncs.
             Defaults to 131.
         mask_optimizer_state (bool): Option: also zero Adam moments of
             masked and regrown weights. Defaults to False (official).
@@ -388,16 +390,16 @@ class DynamicSparseHook(_MaskedTrainingHook):
         self.masking.init_random(densities, self._generator(runner, 0))
 
     def _snip_densities(self, runner, density: float) -> Dict[str, float]:
-        scores = self.snip_scores(runner)
-        if not isinstance(self.masking, PieceSparseMasking):
-            return snip_densities(scores, density)
-        # official SW: one density per layer from the mean |w * g| of every
-        # (piece, path), ranked over all layers
-        grouped = self.masking.group_scores(
-            {n: piece_scores(s) / s[0].numel()
-             for n, s in scores.items()})
-        return self.masking.expand_group_values(
-            snip_densities(grouped, density))
+        """Layer densities from the SNIP scores, ranked globally per unit
+        (the mean ``|w * g|`` of a SW piece) and pooled over the weights of
+        a mask group (the official SW SNIP ranks every (piece, path))."""
+        masking = self.masking
+        scores = {
+            n: masking.unit_scores(s) * masking.num_units(n) / s.numel()
+            for n, s in self.snip_scores(runner).items()
+        }
+        return masking.expand_group_values(
+            snip_densities(masking.group_scores(scores), density))
 
     def first_batch(self, runner):
         """The first batch of this process's shuffled training loader (the
@@ -478,17 +480,14 @@ class DynamicSparseHook(_MaskedTrainingHook):
             }
         rate = self.prune_rate_at(step, self.total_steps(runner))
         update = step // self.update_interval
-        sync = self.include == 'shiftwise_pieces' and \
-            self.sparse_gap is not None and update % self.sparse_gap == 0
-        kwargs = dict(sync=sync) if self.include == 'shiftwise_pieces' \
-            else {}
+        sync = self.sparse_gap is not None and update % self.sparse_gap == 0
         moved = self.masking.prune_and_regrow(
             rate,
             self.growth,
             self._generator(runner, step),
             grads=grads,
             optimizer=optimizer,
-            **kwargs)
+            sync=sync)
         self._last_update = step
         pruned = sum(p for p, _ in moved.values())
         regrown = sum(r for _, r in moved.values())
@@ -498,7 +497,7 @@ class DynamicSparseHook(_MaskedTrainingHook):
         self._log_state(
             runner, f'sparse update {update} at step {step} (prune rate '
             f'{rate:.4f}, pruned {pruned}, regrown {regrown}'
-            f'{", paths re-shared" if sync else ""}, '
+            f'{", groups re-shared" if sync else ""}, '
             f'{elapsed * 1000:.0f} ms)')
         self._check_consistency(runner)
 
