@@ -173,22 +173,30 @@ def test_kernel_ablation_configs(kernels):
         assert cfg[key] == base[key], key
 
 
+def _weight_decays(optim_wrapper):
+    """``{id(param): weight decay}`` over the optimizer's groups."""
+    return {
+        id(param): group['weight_decay']
+        for group in optim_wrapper.optimizer.param_groups
+        for param in group['params']
+    }
+
+
 def test_weight_decay_skips_1d_parameters():
     """As the official optimizer factory: no weight decay for 1-D
     parameters (norms, layer scale gamma, BN) and biases."""
     cfg = _load('slak_t_in1k.py')
+    from mmengine.registry import DefaultScope
     from mmpretrain.models import ImageClassifier
-    model = ImageClassifier(
-        backbone=dict(
-            type='slak_mm.SLaK',
-            arch=dict(depths=[1, 1, 2, 1], channels=[8, 16, 24, 32]),
-            kernel_size=[7, 7, 5, 5, 3]),
-        head=dict(type='LinearClsHead', num_classes=10, in_channels=41))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = ImageClassifier(
+            backbone=dict(
+                type='slak_mm.SLaK',
+                arch=dict(depths=[1, 1, 2, 1], channels=[8, 16, 24, 32]),
+                kernel_size=[7, 7, 5, 5, 3]),
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=41))
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    decay = {}
-    for group in optim_wrapper.optimizer.param_groups:
-        for param in group['params']:
-            decay[id(param)] = group['weight_decay']
+    decay = _weight_decays(optim_wrapper)
     names = dict(model.named_parameters())
     assert len(decay) == len(names)
     assert any(n.endswith('gamma') for n in names)
@@ -219,10 +227,7 @@ def test_sw_weight_decay_on_grn(grn_decay_mult):
         kernel_size=[9, 7, 5, 5, 3])
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    decay = {}
-    for group in optim_wrapper.optimizer.param_groups:
-        for param in group['params']:
-            decay[id(param)] = group['weight_decay']
+    decay = _weight_decays(optim_wrapper)
     names = dict(model.named_parameters())
     assert len(decay) == len(names)
     grn = {

@@ -129,7 +129,7 @@ def test_dynamic_training_resume_is_bit_exact(tmp_path):
     for k in final_a:
         assert torch.equal(final_a[k], final_b[k]), k
     for k, v in runner_b.model.state_dict().items():
-        torch.testing.assert_close(v, weights_a[k], rtol=0, atol=0)
+        assert torch.equal(v, weights_a[k]), k  # bit for bit
 
 
 def test_schedule_and_counts(tmp_path):
@@ -402,8 +402,8 @@ def test_ema_obeys_masks_whatever_the_priority(tmp_path):
             assert torch.equal(mask, masks[name])
         saved[priority] = ckpt
     for key, value in saved['VERY_HIGH']['ema_state_dict'].items():
-        torch.testing.assert_close(saved['LOW']['ema_state_dict'][key],
-                                   value, rtol=0, atol=0)
+        # bit for bit: the same computation in another hook order
+        assert torch.equal(saved['LOW']['ema_state_dict'][key], value), key
 
 
 def test_plain_ema_with_sparse_hook_is_an_error(tmp_path):
@@ -428,17 +428,15 @@ def test_resume_is_bit_exact_with_ema(tmp_path):
     resumed = torch.load(tmp_path / 'b' / 'iter_8.pth', weights_only=True)
     for key in ('state_dict', 'ema_state_dict'):
         assert final[key].keys() == resumed[key].keys()
-        for name, value in final[key].items():
-            torch.testing.assert_close(resumed[key][name], value, rtol=0,
-                                       atol=0)
+        for name, value in final[key].items():  # bit for bit
+            assert torch.equal(resumed[key][name], value), (key, name)
     assert final['sparse_training']['last_update'] == 6
     for name, mask in final['sparse_training']['masks'].items():
         assert torch.equal(resumed['sparse_training']['masks'][name], mask)
     for idx, state in final['optimizer']['state'].items():
-        for key, value in state.items():
-            torch.testing.assert_close(
-                resumed['optimizer']['state'][idx][key], value, rtol=0,
-                atol=0)
+        for key, value in state.items():  # bit for bit
+            assert torch.equal(resumed['optimizer']['state'][idx][key],
+                               value), (idx, key)
 
 
 class _FirstBatch(Hook):
@@ -464,8 +462,7 @@ def test_snip_uses_the_first_shuffled_batch(tmp_path):
 
     hook.first_batch = first_batch
     runner.train()
-    torch.testing.assert_close(seen['batch']['inputs'], spy.batch['inputs'],
-                               rtol=0, atol=0)
+    assert torch.equal(seen['batch']['inputs'], spy.batch['inputs'])
     assert not torch.equal(seen['batch']['labels'], ToyData().y[:4]) or \
         not torch.equal(seen['batch']['inputs'], ToyData().x[:4])
 
