@@ -1,7 +1,6 @@
 """Weight masks and the prune / regrow step of dynamic sparse training."""
 import hashlib
 import math
-import re
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
@@ -10,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from .density import DENSE_THRESHOLD
+from .selection import group_of
 
 #: Optimizer state entries masked by default after every step: the official
 #: ``Masking.apply_mask`` masks SGD's momentum only (SLaK ``sparse_core.py``
@@ -23,68 +23,6 @@ MASKED_STATE_KEYS = ('exp_avg', 'exp_avg_sq', 'max_exp_avg_sq',
 #: probability ``removed / inactive``), ``'random_exact'`` (exactly
 #: ``removed`` units, uniformly) and ``'gradient'`` (largest ``|grad|``).
 GROWTH_MODES = ('random', 'random_exact', 'gradient')
-
-
-def select_sparse_weights(model: nn.Module,
-                          include: str = 'all',
-                          prefix: str = '') -> List[str]:
-    """Names of the weights that sparse training masks.
-
-    Args:
-        model (nn.Module): The (unwrapped) model.
-        include (str): ``'all'``: every 2-D (linear) and 4-D (conv) weight,
-            the published SLaK default; ``'large_kernels'``: only the large
-            kernels of :class:`DecomposedLargeKernelConv` layers, i.e. the
-            ``K x s`` / ``s x K`` strips (``branch_kxs``, ``branch_sxk``;
-            or ``branch_kxk`` when not decomposed), not the ``s x s``
-            branch: the official ``--only-L``, which masks the names that
-            contain ``large_kernel.LoRA`` (SLaK ``sparse_core.py``
-            124-127).
-        prefix (str): Only names starting with it, e.g. ``'backbone.'``.
-
-    Returns:
-        list[str]: Parameter names, in ``named_parameters`` order.
-
-    Raises:
-        ValueError: For an unknown ``include``.
-    """
-    if include not in ('all', 'large_kernels'):
-        raise ValueError(f"`include` must be 'all' or 'large_kernels', got "
-                         f'{include!r}.')
-    from slak_mm.models.layers import DecomposedLargeKernelConv
-    large_kernel_names = set()
-    for module_name, module in model.named_modules():
-        if isinstance(module, DecomposedLargeKernelConv):
-            for branch in ('branch_kxs', 'branch_sxk', 'branch_kxk'):
-                conv = getattr(module, branch, None)
-                if conv is None:
-                    continue
-                for name, param in conv.named_parameters(
-                        prefix=f'{module_name}.{branch}'.lstrip('.')):
-                    if param.ndim == 4:
-                        large_kernel_names.add(name)
-    names = []
-    for name, param in model.named_parameters():
-        if not name.startswith(prefix) or not param.requires_grad:
-            continue
-        if include == 'large_kernels':
-            if name in large_kernel_names:
-                names.append(name)
-        elif param.ndim in (2, 4) and name.endswith('weight'):
-            names.append(name)
-    return names
-
-
-def group_of(name: str) -> str:
-    """Group used in density logs: ``stage{i}`` for backbone stages,
-    ``backbone`` for the rest of the backbone, else the top-level module
-    (``head``, ``decode_head``, ``neck``...)."""
-    match = re.match(r'(?:.*\.)?backbone\.stages\.(\d+)\.', name)
-    if match:
-        return f'stage{match.group(1)}'
-    if name.startswith('backbone.'):
-        return 'backbone'
-    return name.split('.')[0]
 
 
 class SparseMasking:

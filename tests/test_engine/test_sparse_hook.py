@@ -73,7 +73,7 @@ def _runner(work_dir, hook, max_iters=8, optim_wrapper=None, **kwargs):
 
 def _hook(runner):
     return next(h for h in runner.hooks if isinstance(
-        h, slak_mm.engine.hooks.sparse_training_hook._MaskedTrainingHook))
+        h, slak_mm.engine.hooks.MaskedTrainingHook))
 
 
 def _ema_hook(runner):
@@ -173,13 +173,19 @@ def test_schedule_and_counts(tmp_path):
 
 
 def test_gradient_accumulation_and_gradient_growth(tmp_path):
+    accumulate = dict(
+        optimizer=dict(type='AdamW', lr=1e-2), accumulative_counts=2)
     hook_cfg = dict(HOOK, init='uniform', growth='gradient')
+    # A Runner built without a config does not tell the hook about the
+    # accumulation: the first iteration without a step is an error.
+    with pytest.raises(RuntimeError, match='did not step at iteration 1'):
+        _runner(tmp_path / 'unset', hook_cfg, max_iters=8,
+                optim_wrapper=accumulate).train()
     runner = _runner(
         tmp_path,
-        hook_cfg,
+        dict(hook_cfg, accumulative_counts=2),
         max_iters=8,
-        optim_wrapper=dict(
-            optimizer=dict(type='AdamW', lr=1e-2), accumulative_counts=2))
+        optim_wrapper=accumulate)
     runner.train()
     hook = _hook(runner)
     # 4 optimizer steps, interval 2: one update (step 2), sparse at the end
@@ -379,7 +385,8 @@ def test_ema_obeys_masks_whatever_the_priority(tmp_path):
     for priority in ('VERY_HIGH', 'LOW'):
         runner = _runner(
             tmp_path / priority,
-            [dict(HOOK, update_interval=1), _ema_cfg(priority=priority)],
+            [dict(HOOK, update_interval=1, accumulative_counts=2),
+             _ema_cfg(priority=priority)],
             max_iters=8,
             optim_wrapper=dict(
                 optimizer=dict(type='AdamW', lr=1e-2),

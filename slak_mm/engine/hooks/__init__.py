@@ -1,3 +1,4 @@
-from .sparse_training_hook import DynamicSparseHook, StaticSparseHook
+from .masked_training_hook import MaskedTrainingHook, StaticSparseHook
+from .sparse_training_hook import DynamicSparseHook
 
-__all__ = ['DynamicSparseHook', 'StaticSparseHook']
+__all__ = ['MaskedTrainingHook', 'DynamicSparseHook', 'StaticSparseHook']
