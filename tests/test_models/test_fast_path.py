@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from slak_mm.models import (DecomposedLargeKernelConv, SLaK,
                             depthwise_conv2d_same)
-from slak_mm.models.layers.large_kernel_conv import _depthwise_weight_grad
+from slak_mm.ops.depthwise_conv import _depthwise_weight_grad
 
 MINI_ARCH = dict(depths=[1, 1, 2, 1], channels=[8, 16, 32, 64])
 MINI_KERNELS = [13, 11, 9, 7, 3]
@@ -242,7 +242,7 @@ def test_backbone_fast_path_equals_official(with_cp):
         out_indices=(0, 3),
         gap_before_final_norm=False,
         layer_scale_init_value=1.,
-        fast_path=False)
+        mixer_cfg=dict(fast_path=False))
     slow.load_state_dict(fast.state_dict())
     x = torch.randn(2, 3, 64, 48, requires_grad=True)
     outs, refs = fast(x), slow(x)

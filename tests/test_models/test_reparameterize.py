@@ -58,7 +58,7 @@ def test_merged_kernel_is_the_sum_of_folded_branches():
     m = DecomposedLargeKernelConv(2, 7, 3, norm_cfg=None)
     for b in (m.branch_kxs, m.branch_sxk, m.branch_sxs):
         nn.init.ones_(b.conv.weight)
-    kxs, bias, sxk = m.merge_kernels()
+    kxs, bias, sxk = m.get_equivalent_kernel_bias()
     assert torch.equal(bias, torch.zeros(2))
     expected = torch.ones(2, 1, 7, 3)
     expected[:, :, 2:5] += 1
@@ -89,7 +89,7 @@ def test_idempotent_and_train_mode_after_deploy():
     assert m.reparam_kxs.weight.grad is not None
     assert m.reparam_sxk.weight.grad is not None
     with pytest.raises(RuntimeError, match='deploy form'):
-        m.merge_kernels()
+        m.get_equivalent_kernel_bias()
 
 
 def test_deploy_built_module_loads_switched_state():
@@ -153,7 +153,7 @@ def test_undecomposed_kernel(stride):
     m = DecomposedLargeKernelConv(2, 7, 3, norm_cfg=None, decompose=False)
     nn.init.ones_(m.branch_kxk.conv.weight)
     nn.init.ones_(m.branch_sxs.conv.weight)
-    kxk, bias, none = m.merge_kernels()
+    kxk, bias, none = m.get_equivalent_kernel_bias()
     expected_kernel = torch.ones(2, 1, 7, 7)
     expected_kernel[:, :, 2:5, 2:5] += 1
     assert torch.equal(kxk, expected_kernel) and none is None

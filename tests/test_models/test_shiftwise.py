@@ -166,7 +166,9 @@ def test_backbone_passes_fast_path():
     for cls in (ShiftWiseV1, ShiftWiseV2):
         for fast_path in (True, False):
             model = cls(
-                arch=TINY, kernel_size=[9, 7, 5, 5, 3], fast_path=fast_path)
+                arch=TINY,
+                kernel_size=[9, 7, 5, 5, 3],
+                mixer_cfg=dict(fast_path=fast_path))
             convs = [
                 m for m in model.modules() if isinstance(m, ShiftwiseConv)
             ]
@@ -341,7 +343,7 @@ def test_backbone_frozen_stages_and_layer_depth():
     assert model.stages[2].training
     assert model.get_layer_depth('backbone.stages.1.0.grn.gamma',
                                  'backbone.') == (2, 8)
-    assert model.get_layer_depth('backbone.stages.2.1.se.up.weight',
+    assert model.get_layer_depth('backbone.stages.2.1.se.conv2.conv.weight',
                                  'backbone.') == (3, 8)
     assert model.get_layer_depth('head.fc.weight', 'backbone.') == (7, 8)
     assert model.get_stage_depth('stages.3.0.gamma') == 4

@@ -274,7 +274,7 @@ def test_pretrained_out_norms_needs_a_pretrained_init_cfg():
 
 def test_pretrained_without_matching_prefix_raises(tmp_path):
     """An official-layout file (weights under `model`) must not load
-    silently."""
+    silently (the key check of the ``CheckedPretrained`` initializer)."""
     src = SLaK(MINI_ARCH, kernel_size=MINI_KERNELS)
     ckpt = tmp_path / 'official.pth'
     torch.save(dict(model=src.state_dict()), str(ckpt))
@@ -282,6 +282,8 @@ def test_pretrained_without_matching_prefix_raises(tmp_path):
         MINI_ARCH,
         kernel_size=MINI_KERNELS,
         init_cfg=dict(
-            type='Pretrained', checkpoint=str(ckpt), prefix='backbone.'))
+            type='CheckedPretrained',
+            checkpoint=str(ckpt),
+            prefix='backbone.'))
     with pytest.raises(ValueError, match='no key with prefix `backbone.`'):
         dst.init_weights()

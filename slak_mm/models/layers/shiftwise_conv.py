@@ -9,7 +9,7 @@ atomic adds on the GPU. Here every shifted sum is rewritten as one
 depthwise convolution with a strip kernel assembled from the pieces, which
 is exact, differentiable with plain autograd and runs on any device; on
 CPU the two strip convs take SLaK's fast path
-(:func:`~slak_mm.models.layers.large_kernel_conv.depthwise_conv2d_same`).
+(:func:`~slak_mm.ops.depthwise_conv2d_same`).
 ``docs/shiftwise.md`` gives the derivation, ``docs/speed.md`` the timings.
 """
 import math
@@ -22,20 +22,14 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
+from slak_mm.ops import depthwise_conv2d_same
 from slak_mm.registry import MODELS
-from .large_kernel_conv import depthwise_conv2d_same
+from .utils import check_mixer_sizes, check_positive_int
 
 #: How the channels are split into ghost and rep channels, per official
 #: backbone: ``'v1'``: ``ghost = int(C * ratio)``; ``'v2'``:
 #: ``rep = int(C * (1 - ratio)) // 2 * 2`` (an even number of rep channels).
 GHOST_SPLITS = ('v1', 'v2')
-
-
-def _check_positive_int(name: str, value, odd: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1 \
-            or (odd and value % 2 == 0):
-        kind = 'positive odd int' if odd else 'positive int'
-        raise ValueError(f'`{name}` must be a {kind}, got {value!r}.')
 
 
 def split_ghost_channels(channels: int,
@@ -165,7 +159,7 @@ class ShiftwiseConv(BaseModule):
     ordinary autograd.
 
     **Fast path** (``fast_path=True``): the two strip convs are run by
-    :func:`~slak_mm.models.layers.large_kernel_conv.depthwise_conv2d_same`
+    :func:`~slak_mm.ops.depthwise_conv2d_same`
     with the strip zero-padded on its short side (``nk * k - K`` columns /
     rows before it) into a centred ``(k, 2 * a + 1)`` / ``(2 * a + 1, k)``
     kernel, ``a = nk * k - 1 - K // 2``; the result is the same (the zeros
@@ -229,14 +223,9 @@ class ShiftwiseConv(BaseModule):
                  fast_path: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        _check_positive_int('channels', channels)
-        _check_positive_int('kernel_size', kernel_size, odd=True)
-        _check_positive_int('small_kernel_size', small_kernel_size, odd=True)
-        if kernel_size < small_kernel_size:
-            raise ValueError(f'`kernel_size` ({kernel_size}) must be >= '
-                             f'`small_kernel_size` ({small_kernel_size}).')
-        _check_positive_int('num_paths', num_paths)
-        _check_positive_int('num_reps', num_reps)
+        check_mixer_sizes(channels, kernel_size, small_kernel_size)
+        check_positive_int('num_paths', num_paths)
+        check_positive_int('num_reps', num_reps)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f'`seed` must be an int, got {seed!r}.')
         self.channels = channels
@@ -372,6 +361,11 @@ class ShiftwiseConv(BaseModule):
         merged.weight.copy_(self.pieces().reshape_as(merged.weight))
         self.paths = nn.ModuleList([merged])
         self.num_paths = 1
+
+    def switch_to_deploy(self) -> None:
+        """The deploy form (mmpretrain's re-parameterization name, called by
+        the backbones' ``switch_to_deploy``): :meth:`merge_paths`."""
+        self.merge_paths()
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, kernel_size={self.kernel_size}, '
