@@ -6,61 +6,20 @@ Examples::
     python tools/test.py CONFIG ckpt.pth --show-dir vis   # overlays as PNG
     tools/dist_test.sh CONFIG ckpt.pth 8
 
-The checkpoint's keys are checked against the model first: a file whose
-keys match none of the model's (e.g. an unconverted official SLaK file,
-weights under ``model``) is an error, not a warning.
+The checkpoint's keys are checked against the model as mmengine loads it
+(:class:`slak_mm.utils.CheckpointKeysHook`): a file whose keys match none
+of the model's (e.g. an unconverted official SLaK file, weights under
+``model``) is an error, not a warning.
 
 ``--out``: mmseg: a directory of predicted label maps (PNG); mmdet: a
 ``.pkl`` of the raw results; mmpretrain: a ``.pkl`` of the predictions.
 """
 import argparse
-import os
-import os.path as osp
 
-from mmengine.config import Config, ConfigDict, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import ConfigDict
+from runner_cli import load_config, parse_args, run
 
-from slak_mm.utils import (check_checkpoint_keys, setup_cpu_distributed,
-                           setup_toolbox)
-
-
-def parse_args():
-    parser = argparse.ArgumentParser(description='Test (and eval) a model')
-    parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument(
-        '--work-dir', help='the dir to save the log and metrics')
-    parser.add_argument(
-        '--out',
-        type=str,
-        help='dump predictions: a directory (mmseg) or a .pkl file '
-        '(mmdet, mmpretrain)')
-    parser.add_argument(
-        '--show', action='store_true', help='show prediction results')
-    parser.add_argument(
-        '--show-dir',
-        help='directory, relative to the work_dir\'s timestamped run dir, '
-        'where painted predictions are saved as PNG')
-    parser.add_argument(
-        '--wait-time', type=float, default=2, help='seconds per --show')
-    parser.add_argument(
-        '--tta', action='store_true', help='test time augmentation')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, "key=value" pairs')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+from slak_mm.utils import CheckpointKeysHook, get_config_scope
 
 
 def enable_visualization(cfg, args, scope):
@@ -108,18 +67,29 @@ def add_output(cfg, args, scope):
 
 
 def main():
-    args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    scope = setup_toolbox(cfg)
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir', help='the dir to save the log and metrics')
+    parser.add_argument(
+        '--out',
+        type=str,
+        help='dump predictions: a directory (mmseg) or a .pkl file '
+        '(mmdet, mmpretrain)')
+    parser.add_argument(
+        '--show', action='store_true', help='show prediction results')
+    parser.add_argument(
+        '--show-dir',
+        help='directory, relative to the work_dir\'s timestamped run dir, '
+        'where painted predictions are saved as PNG')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='seconds per --show')
+    parser.add_argument(
+        '--tta', action='store_true', help='test time augmentation')
+    args = parse_args(parser)
+    cfg = load_config(args)
+    scope = get_config_scope(cfg)
     cfg.load_from = args.checkpoint
 
     if args.show or args.show_dir:
@@ -134,16 +104,10 @@ def main():
         cfg.tta_model.module = cfg.model
         cfg.model = ConfigDict(cfg.tta_model)
 
-    setup_cpu_distributed(cfg, args.launcher)
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
     # mmengine loads with strict=False and only warns on mismatched keys:
-    # fail on a file that matches nothing (or is an unconverted official
-    # SLaK file), and log the missing / unexpected keys
-    check_checkpoint_keys(runner.model, args.checkpoint, logger=runner.logger)
-    runner.test()
+    # fail on a file that matches nothing (or has official key names), and
+    # log the missing / unexpected keys
+    run(cfg, args.launcher, 'test', [CheckpointKeysHook(args.checkpoint)])
 
 
 if __name__ == '__main__':

@@ -1,12 +1,37 @@
-"""Safe loading of mmengine checkpoints on torch >= 2.6, and a key check
-before loading weights into a model."""
+"""Safe loading of mmengine checkpoints on torch >= 2.6, in a scope.
+
+Since torch 2.6, ``torch.load`` defaults to ``weights_only=True``, and
+mmengine 0.10.7 calls it without the argument (``load_from_local``), so
+resuming fails on the message hub's :class:`~mmengine.logging.HistoryBuffer`
+and the numpy arrays inside (open-mmlab/mmengine#1655); since every
+checkpoint the Runner writes holds a message hub, testing a Runner
+checkpoint fails too. :func:`checkpoint_safe_globals` allows exactly those
+objects for the loads inside a ``with`` block, instead of disabling the
+safe loader (``weights_only=False`` executes arbitrary pickled code) or
+changing torch's process-wide allow-list.
+"""
+import contextlib
 import pickle
-import re
-from typing import List, Optional, Tuple
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
+from mmengine.runner import CheckpointLoader
+
+
+class CheckpointUnpicklingError(pickle.UnpicklingError, ValueError):
+    """The safe loader refused an object of a checkpoint (also a
+    ``ValueError``: the file is not a loadable checkpoint)."""
+
+
+#: Appended to the safe loader's refusals inside checkpoint_safe_globals.
+UNPICKLING_HINT = (
+    'Only tensors, plain containers and mmengine checkpoint objects '
+    '(HistoryBuffer, numpy arrays) are allowed. An official SLaK or '
+    'ShiftWise file (weights under `model`, the training `args` pickled) '
+    'must be converted first: tools/model_converters/slak_to_mmpretrain.py '
+    '(slak_to_mmseg.py, slak_to_mmdet.py) or sw_to_mmpretrain.py.')
 
 
 def _numpy_globals() -> list:
@@ -55,125 +80,68 @@ def _history_buffer_getattr(obj, name: str):
         'statistics methods).')
 
 
-def register_checkpoint_safe_globals() -> None:
-    """Allow the non-tensor objects of mmengine checkpoints in the safe
-    unpickler of ``torch.load``.
-
-    Since torch 2.6, ``torch.load`` defaults to ``weights_only=True``, and
-    mmengine 0.10.7 calls it without the argument, so ``--resume`` fails on
-    the message hub's :class:`~mmengine.logging.HistoryBuffer` and the numpy
-    arrays inside (open-mmlab/mmengine#1655); since every checkpoint the
-    Runner writes holds a message hub, ``tools/test.py`` fails on them too.
-    Instead of disabling the safe loader (``weights_only=False`` executes
-    arbitrary pickled code), this adds exactly those classes to its
-    allow-list with ``torch.serialization.add_safe_globals``, plus a
-    ``getattr`` restricted to HistoryBuffer's statistics methods
-    (:func:`_history_buffer_getattr`); any other object in a file still
-    makes the load fail. Idempotent; called when slak_mm is imported.
-    """
+def mmengine_safe_globals() -> list:
+    """The allow-list entries that mmengine checkpoints need:
+    :class:`~mmengine.logging.HistoryBuffer`, the numpy array / dtype
+    classes (numpy 1.x and 2.x module names) and a ``getattr`` restricted
+    to HistoryBuffer's statistics methods (:func:`_history_buffer_getattr`,
+    under the names ``builtins.getattr`` / ``__builtin__.getattr``), in the
+    format of ``torch.serialization.safe_globals``."""
     restricted_getattr = [(_history_buffer_getattr, f'{module}.getattr')
                           for module in ('builtins', '__builtin__')]
-    torch.serialization.add_safe_globals([HistoryBuffer] + _numpy_globals() +
-                                         restricted_getattr)
+    return [HistoryBuffer] + _numpy_globals() + restricted_getattr
 
 
-def _official_hint(keys) -> str:
-    """Advice for keys in the official SLaK layout (or '' for others)."""
-    official = [
-        k for k in keys if re.search(
-            r'large_kernel\.(LoRA|Decom|lkb_origin|lkb_reparam|small_conv)'
-            r'|\.pwconv[12]\.', k)
-    ]
-    if not official:
-        return ''
-    return (f' Keys such as `{official[0]}` are those of an official SLaK '
-            'file: convert it first with tools/model_converters/'
-            'slak_to_mmpretrain.py, slak_to_mmseg.py or slak_to_mmdet.py.')
+@contextlib.contextmanager
+def checkpoint_safe_globals() -> Iterator[None]:
+    """Allow mmengine checkpoints in ``torch.load(weights_only=True)``
+    inside a ``with`` block.
 
+    Adds :func:`mmengine_safe_globals` to torch's allow-list with
+    ``torch.serialization.safe_globals`` and removes them again on exit;
+    entries that were on the list before stay there, and nesting is safe.
+    Any other object in a file still makes the load fail: a
+    ``pickle.UnpicklingError`` raised in the block is re-raised as
+    :class:`CheckpointUnpicklingError` with :data:`UNPICKLING_HINT`
+    appended. Used by ``tools/train.py`` /
+    ``tools/test.py`` around ``runner.train()`` / ``runner.test()`` (which
+    makes ``--resume`` work), by :func:`load_checkpoint_file` and by the
+    ``CheckedPretrained`` initializer.
 
-def check_checkpoint_keys(model: torch.nn.Module,
-                          checkpoint,
-                          prefix: Optional[str] = None,
-                          logger=None) -> Tuple[List[str], List[str]]:
-    """Check that a checkpoint's keys fit a model before loading it.
-
-    mmengine's ``load_checkpoint(strict=False)`` only warns when keys do not
-    match, so a file whose weights are nested elsewhere (e.g. under
-    ``model`` in the official SLaK files) or named in another layout
-    "loads" and leaves the model at its initialization. This check makes
-    that an error and logs the missing / unexpected key lists otherwise.
-
-    Args:
-        model (nn.Module): The model to load into (a model wrapper is
-            unwrapped).
-        checkpoint (str | dict): Path / URL (read with mmengine's
-            ``CheckpointLoader``) or a loaded checkpoint. Its weights are
-            ``checkpoint['state_dict']`` if present, else the dict itself;
-            a leading ``module.`` is ignored.
-        prefix (str, optional): Only keys starting with it, with it
-            removed, are compared (mmengine ``Pretrained``'s ``prefix``).
-        logger (optional): Where the key lists go. Defaults to mmengine's
-            current logger.
-
-    Returns:
-        tuple[list[str], list[str]]: Missing keys (model keys absent from
-        the file) and unexpected keys (file keys the model lacks).
+    Example:
+        >>> with checkpoint_safe_globals():
+        ...     ckpt = torch.load('work_dirs/x/iter_100.pth')
 
     Raises:
-        ValueError: If no key of the file matches a model key (the message
-            names the expected keys / prefix and the file's first keys), or
-            the file holds official SLaK key names.
+        CheckpointUnpicklingError: When the safe loader refuses an object.
     """
-    from mmengine.logging import MMLogger, print_log
-    from mmengine.model import BaseTTAModel, is_model_wrapper
-    from mmengine.runner import CheckpointLoader
+    present = torch.serialization.get_safe_globals()
+    added = [g for g in mmengine_safe_globals() if g not in present]
+    try:
+        with torch.serialization.safe_globals(added):
+            yield
+    except pickle.UnpicklingError as err:
+        raise CheckpointUnpicklingError(f'{err}\n{UNPICKLING_HINT}') from err
 
-    if is_model_wrapper(model):
-        model = model.module
-    if isinstance(model, BaseTTAModel):
-        model = model.module
-    source = checkpoint if isinstance(checkpoint, str) else 'checkpoint'
-    if isinstance(checkpoint, str):
-        try:
-            checkpoint = CheckpointLoader.load_checkpoint(
-                checkpoint, map_location='cpu')
-        except pickle.UnpicklingError as err:
-            raise ValueError(
-                f'{source}: torch.load(weights_only=True) refused the file '
-                f'({str(err).splitlines()[0]}). Official SLaK files hold an '
-                '`args` Namespace and their weights under `model`: convert '
-                'them with tools/model_converters/slak_to_mmpretrain.py '
-                '(or slak_to_mmseg.py / slak_to_mmdet.py).') from err
-    weights = checkpoint.get('state_dict', checkpoint) \
-        if isinstance(checkpoint, dict) else None
-    if not isinstance(weights, dict):
-        raise ValueError(f'{source}: expected a dict of weights, got '
-                         f'{type(weights).__name__}.')
-    keys = [
-        k[len('module.'):] if k.startswith('module.') else k for k in weights
-    ]
-    if prefix:
-        if not prefix.endswith('.'):
-            prefix += '.'
-        keys = [k[len(prefix):] for k in keys if k.startswith(prefix)]
-    model_keys = set(model.state_dict())
-    matched = [k for k in keys if k in model_keys]
-    hint = _official_hint(keys)
-    if hint:
-        raise ValueError(f'{source}: refusing to load official SLaK keys.'
-                         f'{hint}')
-    if not matched:
-        where = f'with prefix `{prefix}` ' if prefix else ''
-        raise ValueError(
-            f'{source}: no key {where}matches the model '
-            f'({type(model).__name__}, whose keys look like '
-            f'{sorted(model_keys)[:3]}); the file\'s first keys are '
-            f'{list(weights)[:5]}. Weights nested under another entry '
-            '(e.g. `model`) or saved with another prefix do not load.')
-    missing = sorted(model_keys.difference(keys))
-    unexpected = sorted(set(keys).difference(model_keys))
-    print_log(
-        f'{source}: {len(matched)} of {len(model_keys)} model keys found; '
-        f'missing keys: {missing}; unexpected keys: {unexpected}',
-        logger=logger or MMLogger.get_current_instance())
-    return missing, unexpected
+
+def load_checkpoint_file(filename: str,
+                         map_location: Optional[str] = 'cpu',
+                         logger=None) -> dict:
+    """Read a checkpoint with mmengine's ``CheckpointLoader`` (local path,
+    URL, ``open-mmlab://`` ...) inside :func:`checkpoint_safe_globals`.
+
+    Args:
+        filename (str): Where the checkpoint is.
+        map_location (str, optional): As for ``torch.load``. Defaults to
+            ``'cpu'``.
+        logger (optional): Passed to ``CheckpointLoader``.
+
+    Returns:
+        dict: The checkpoint.
+
+    Raises:
+        CheckpointUnpicklingError: When the safe loader refuses an object.
+        FileNotFoundError: For a missing local file.
+    """
+    with checkpoint_safe_globals():
+        return CheckpointLoader.load_checkpoint(filename, map_location, logger)

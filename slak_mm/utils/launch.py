@@ -1,7 +1,9 @@
-"""Glue for slak_mm's ``tools/train.py`` / ``tools/test.py``: one entry point
-for mmseg, mmdet and mmpretrain configs, also on machines without GPU."""
+"""Environment set-up for slak_mm's ``tools/train.py`` / ``tools/test.py``:
+one entry point for mmseg, mmdet and mmpretrain configs, also on machines
+without GPU (the pattern of mmdet's ``mmdet/utils/setup_env.py``)."""
 import logging
 import os
+import os.path as osp
 
 import torch
 import torch.distributed as torch_dist
@@ -40,8 +42,7 @@ def setup_toolbox(cfg: Config) -> str:
         from mmdet.utils import setup_cache_size_limit_of_dynamo
         setup_cache_size_limit_of_dynamo()
     elif scope == 'mmpretrain':
-        for field in ('train_dataloader', 'val_dataloader',
-                      'test_dataloader'):
+        for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             loader = cfg.get(field)
             if loader is not None and 'collate_fn' not in loader:
                 loader['collate_fn'] = dict(type='default_collate')
@@ -154,3 +155,53 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
             rank=int(os.environ['RANK']),
             world_size=int(os.environ['WORLD_SIZE']))
     return True
+
+
+def setup_env(cfg: Config, launcher: str = 'none') -> str:
+    """Prepare a config for mmengine's ``Runner`` as slak_mm's tools do.
+
+    In this order:
+
+    1. check ``default_scope`` (:func:`get_config_scope`) and record
+       ``cfg.launcher``;
+    2. without a ``work_dir``, use ``./work_dirs/<config file name>``
+       (mmengine's tools' default);
+    3. count gradient accumulation in ``auto_scale_lr``
+       (:func:`scale_lr_with_accumulation`);
+    4. the toolbox's own settings (:func:`setup_toolbox`: mmdet's dynamo
+       cache limit, mmpretrain's ``default_collate``);
+    5. without CUDA: fp32 instead of ``AmpOptimWrapper``
+       (:func:`fall_back_to_fp32_without_cuda`) and, for
+       ``launcher='pytorch'``, a ``gloo`` process group
+       (:func:`setup_cpu_distributed`).
+
+    slak_mm's modules are registered by importing slak_mm (which this
+    module is part of; configs also list it in ``custom_imports``); the
+    toolbox's are found through ``default_scope`` and the registries'
+    ``locations``, as in the toolboxes' own tools.
+
+    Args:
+        cfg (Config): The config (after the command-line overrides),
+            modified in place.
+        launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
+            Defaults to ``'none'``.
+
+    Returns:
+        str: The toolbox scope, ``'mmseg'``, ``'mmdet'`` or
+        ``'mmpretrain'``.
+
+    Raises:
+        ValueError: For another ``default_scope`` (see
+            :func:`get_config_scope`), or a ``slurm`` / ``mpi`` launcher
+            without CUDA (see :func:`setup_cpu_distributed`).
+    """
+    scope = get_config_scope(cfg)
+    cfg.launcher = launcher
+    if cfg.get('work_dir') is None:
+        name = osp.splitext(osp.basename(cfg.filename))[0]
+        cfg.work_dir = osp.join('./work_dirs', name)
+    scale_lr_with_accumulation(cfg)
+    setup_toolbox(cfg)
+    fall_back_to_fp32_without_cuda(cfg)
+    setup_cpu_distributed(cfg, launcher)
+    return scope

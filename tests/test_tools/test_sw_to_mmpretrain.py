@@ -1,5 +1,5 @@
 """Tests of the official ShiftwiseConv checkpoint converter
-(``slak_mm/utils/official_sw_checkpoint.py`` and
+(``slak_mm/converters/shiftwise.py`` and
 ``tools/model_converters/sw_to_mmpretrain.py``).
 
 No official file is downloaded: :func:`official_key` writes our
@@ -9,6 +9,7 @@ classifier's keys in the official layout (``ShiftWise_v1`` of
 ``main.py`` checkpoint holds under ``model``.
 """
 import argparse
+import importlib
 import os.path as osp
 import re
 import runpy
@@ -18,9 +19,7 @@ import pytest
 import torch
 
 import slak_mm  # noqa: F401  (registers slak_mm.ShiftWiseV1 / V2)
-from slak_mm.utils.official_checkpoint import OfficialCheckpointError
-from slak_mm.utils.official_sw_checkpoint import (convert_sw_state_dict,
-                                                  converter_main)
+from slak_mm.converters import OfficialCheckpointError, convert_sw_state_dict
 from ..conftest import REPO_ROOT
 from ..model_builds import build_model
 
@@ -32,7 +31,8 @@ BUFFERS = ('rep_index', 'ghost_index', 'order_h', 'order_v', 'small_index')
 _CHILDREN = {
     'v1': [('pointwise_conv1.', 'pwconv1.'), ('pointwise_conv2.', 'pwconv2.')],
     'v2': [('pointwise_conv1.', 'pwconv1.1.'), ('grn.', 'act.1.'),
-           ('pointwise_conv2.', 'pwconv2.0.'), ('norm2.', 'pwconv2.2.')],
+           ('pointwise_conv2.', 'pwconv2.0.'), ('norm2.', 'pwconv2.2.'),
+           ('se.conv1.conv.', 'se.down.'), ('se.conv2.conv.', 'se.up.')],
 }
 _LARGE_KERNEL = [('norm_h.', 'bn_lora1.'), ('norm_v.', 'bn_lora2.'),
                  ('norm_small.', 'bn_small.')]
@@ -91,7 +91,7 @@ def build_classifier(version, seed=123, num_paths=2):
                 type=f'slak_mm.ShiftWise{version.upper()}',
                 arch=TINY,
                 kernel_size=KERNELS,
-                sw_cfg=dict(seed=seed, num_paths=num_paths),
+                mixer_cfg=dict(seed=seed, num_paths=num_paths),
                 init_cfg=None),
             head=dict(
                 type='LinearClsHead',
@@ -142,7 +142,7 @@ def test_converted_official_weights_give_the_same_outputs(version, merged):
     cfg = summary['backbone_cfg']
     assert cfg['type'] == f'slak_mm.ShiftWise{version.upper()}'
     assert cfg['arch'] == TINY and cfg['small_kernel_size'] == 3
-    assert cfg['sw_cfg']['num_paths'] == (1 if merged else 2)
+    assert cfg['mixer_cfg']['num_paths'] == (1 if merged else 2)
     # nk = ceil(K / k) per stage
     assert [s['num_pieces'] for s in summary['stages']] == [3, 3, 2, 2]
 
@@ -204,8 +204,10 @@ def test_tool_converts_a_main_py_checkpoint(tmp_path, monkeypatch, capsys):
             epoch=299,
             args=argparse.Namespace(model='ShiftWise_v2_tiny')), src)
     dst = tmp_path / 'converted.pth'
-    script = osp.join(REPO_ROOT, 'tools', 'model_converters',
-                      'sw_to_mmpretrain.py')
+    folder = osp.join(REPO_ROOT, 'tools', 'model_converters')
+    script = osp.join(folder, 'sw_to_mmpretrain.py')
+    # run as a script: its folder first on sys.path
+    monkeypatch.syspath_prepend(folder)
     monkeypatch.setattr(sys, 'argv', [script, str(src), str(dst)])
     runpy.run_path(script, run_name='__main__')
     out = capsys.readouterr().out
@@ -217,7 +219,8 @@ def test_tool_converts_a_main_py_checkpoint(tmp_path, monkeypatch, capsys):
     # a file without SW keys: a clear error, exit status 2
     bad = tmp_path / 'bad.pth'
     torch.save(dict(model={'foo.weight': torch.zeros(1)}), bad)
+    tool = importlib.import_module('sw_to_mmpretrain')
     with pytest.raises(SystemExit) as exit_info:
-        converter_main([str(bad), str(tmp_path / 'x.pth')])
+        tool.main([str(bad), str(tmp_path / 'x.pth')])
     assert exit_info.value.code == 2
     assert 'no official ShiftwiseConv key' in capsys.readouterr().err

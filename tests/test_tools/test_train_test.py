@@ -13,8 +13,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-import slak_mm  # noqa: F401  (safe torch.load of mmengine checkpoints)
-from slak_mm.utils import fall_back_to_fp32_without_cuda
+from slak_mm.utils import (checkpoint_safe_globals,
+                           fall_back_to_fp32_without_cuda)
 from ..conftest import REPO_ROOT
 from ..tool_runs import data_root_options as _data_options
 from ..tool_runs import run_tool as _run
@@ -42,11 +42,12 @@ def _train(work_dir, data_root, cfg_options=(), args=(), max_iters=None):
     'upernet_slak_t_ade20k.py', 'upernet_sw_t_ade20k.py',
     'cascade_mask_rcnn_slak_t_coco_1x.py', 'faster_rcnn_slak_t_voc2007.py'
 ])
-def test_amp_option_on_the_fp32_recipes(name):
+def test_amp_option_on_the_fp32_recipes(name, monkeypatch):
     """The downstream recipes are fp32 (OptimWrapper) as the official
     configs; `tools/train.py --amp` switches them to AmpOptimWrapper with
     dynamic loss scaling (same optimizer and constructor), which a machine
     without CUDA turns back into fp32."""
+    monkeypatch.syspath_prepend(osp.join(REPO_ROOT, 'tools'))  # runner_cli
     spec = importlib.util.spec_from_file_location(
         'slak_mm_tools_train', osp.join(REPO_ROOT, 'tools', 'train.py'))
     train = importlib.util.module_from_spec(spec)
@@ -109,8 +110,7 @@ def test_train_loss_decreases_and_test_reports_miou(tmp_path,
     result = json.load(open(metrics[-1]))
     for key in ('aAcc', 'mIoU', 'mAcc'):
         assert 0. <= result[key] <= 100., result
-    n_val = len(os.listdir(osp.join(ade20k_coco_mini, 'images',
-                                    'validation')))
+    n_val = len(os.listdir(osp.join(ade20k_coco_mini, 'images', 'validation')))
     overlays = glob.glob(str(show_dir / '**' / '*.png'), recursive=True)
     assert len(overlays) == n_val
     preds = glob.glob(str(tmp_path / 'pred' / '*.png'))
@@ -119,17 +119,20 @@ def test_train_loss_decreases_and_test_reports_miou(tmp_path,
 
 def test_resume_continues_from_checkpoint(tmp_path, ade20k_coco_mini):
     work_dir = tmp_path / 'resume'
-    common = ['default_hooks.checkpoint.interval=2', 'val_cfg=None',
-              'val_dataloader=None', 'val_evaluator=None']
+    common = [
+        'default_hooks.checkpoint.interval=2', 'val_cfg=None',
+        'val_dataloader=None', 'val_evaluator=None'
+    ]
     _train(work_dir, ade20k_coco_mini, common, max_iters=4)
-    first = torch.load(str(work_dir / 'iter_4.pth'), weights_only=True)
+    with checkpoint_safe_globals():
+        first = torch.load(str(work_dir / 'iter_4.pth'), weights_only=True)
     assert first['meta']['iter'] == 4
-    out = _train(
-        work_dir, ade20k_coco_mini, common, ['--resume'], max_iters=6)
+    out = _train(work_dir, ade20k_coco_mini, common, ['--resume'], max_iters=6)
     assert 'resumed epoch: 0, iter: 4' in out
     resumed = _scalars(work_dir)
     assert [r['iter'] for r in resumed] == [5, 6]
-    last = torch.load(str(work_dir / 'iter_6.pth'), weights_only=True)
+    with checkpoint_safe_globals():
+        last = torch.load(str(work_dir / 'iter_6.pth'), weights_only=True)
     assert last['meta']['iter'] == 6
     # the optimizer state was restored, not re-created: AdamW step counts
     # continue from 4
@@ -149,8 +152,7 @@ def test_dist_train_two_cpu_processes(tmp_path, ade20k_coco_mini):
         'val_evaluator=None', 'default_hooks.checkpoint.interval=4'
     ]
     env = dict(
-        os.environ, PYTHON=sys.executable, PORT=env_port,
-        PYTHONPATH=REPO_ROOT)
+        os.environ, PYTHON=sys.executable, PORT=env_port, PYTHONPATH=REPO_ROOT)
     proc = subprocess.run(
         args,
         cwd=REPO_ROOT,

@@ -1,4 +1,5 @@
-"""Official SLaK checkpoints -> slak_mm: exact conversion and safe loading.
+"""Official SLaK checkpoints -> slak_mm: exact conversion and safe loading
+(``slak_mm.converters`` and ``tools/model_converters/slak_to_*.py``).
 
 No file is downloaded: each test builds a network with the official module
 layout and key names (written here from the description of the official
@@ -10,6 +11,7 @@ and compares outputs in fp32 on the CPU (atol 1e-4).
 """
 import argparse
 import collections
+import importlib
 import os.path as osp
 import re
 import sys
@@ -21,11 +23,10 @@ from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
 import slak_mm  # noqa: F401
-from slak_mm.utils import check_checkpoint_keys
-from slak_mm.utils.official_checkpoint import (OfficialCheckpointError,
-                                               convert_state_dict,
-                                               converter_main,
-                                               load_official_checkpoint)
+from slak_mm.converters import (OfficialCheckpointError,
+                                convert_slak_state_dict,
+                                load_official_checkpoint)
+from slak_mm.utils import check_checkpoint_keys, load_checkpoint_file
 from ..conftest import REPO_ROOT
 from ..model_builds import build_model
 from ..tool_runs import run_tool
@@ -36,6 +37,21 @@ ATOL = 1e-4
 RTOL = 1e-4
 TINY = dict(depths=[3, 3, 9, 3], dims=[96, 192, 384, 768])
 KERNELS = [51, 49, 47, 13, 5]
+
+
+def import_converter_tool(name):
+    """Import ``tools/model_converters/<name>.py`` as a module, with its
+    folder on ``sys.path`` as when it runs as a script."""
+    sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'model_converters'))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+
+
+def converter_main(task, argv):
+    """``slak_to_<toolbox>.py`` in this process; returns the summary."""
+    return import_converter_tool('converter_cli').slak_main(task, argv)
 
 
 # ----------------------------------------------------------------------
@@ -216,8 +232,8 @@ def build_from_config(name, **backbone):
 VARIANT_BACKBONE = {
     'LoRA': {},
     'Decom': {},
-    'lkb_origin': dict(decompose=False),
-    'lkb_reparam': dict(decompose=False, deploy=True),
+    'lkb_origin': dict(mixer_cfg=dict(decompose=False)),
+    'lkb_reparam': dict(mixer_cfg=dict(decompose=False), deploy=True),
 }
 
 
@@ -414,10 +430,10 @@ def test_keys_matching_nothing_raise(tmp_path):
     official = OfficialSLaK('LoRA').state_dict()
     # the whole file instead of its `model` entry
     with pytest.raises(OfficialCheckpointError, match=r'`stages\.` .*--key'):
-        convert_state_dict(dict(model=official, epoch=1), 'cls')
+        convert_slak_state_dict(dict(model=official, epoch=1), 'cls')
     # a classification file given to the segmentation converter
     with pytest.raises(OfficialCheckpointError, match='`backbone.stages.`'):
-        convert_state_dict(official, 'seg')
+        convert_slak_state_dict(official, 'seg')
     # the cls converter asked for an entry the file lacks
     src = str(tmp_path / 'official.pth')
     torch.save(dict(model=official, args=official_args()), src)
@@ -425,11 +441,19 @@ def test_keys_matching_nothing_raise(tmp_path):
         converter_main(
             'cls', [src, str(tmp_path / 'x.pth'), '--key', 'model_ema'])
     with pytest.raises(OfficialCheckpointError, match='unknown task'):
-        convert_state_dict(official, 'pose')
+        convert_slak_state_dict(official, 'pose')
     broken = dict(official)
     broken['stages.0.0.large_kernel.LoRA3.conv.weight'] = torch.ones(1)
     with pytest.raises(OfficialCheckpointError, match='LoRA3'):
-        convert_state_dict(broken, 'cls')
+        convert_slak_state_dict(broken, 'cls')
+
+
+def _checked_init(module, path, prefix=None):
+    """Initialize ``module`` from ``path`` with ``CheckedPretrained``."""
+    module.init_cfg = dict(
+        type='CheckedPretrained', checkpoint=path, prefix=prefix)
+    module._is_init = False
+    module.init_weights()
 
 
 def test_loading_unconverted_or_mismatched_files_raises(tmp_path):
@@ -439,28 +463,33 @@ def test_loading_unconverted_or_mismatched_files_raises(tmp_path):
     path = str(tmp_path / 'official.pth')
     torch.save(dict(model=official, args=official_args()), path)
     with pytest.raises(ValueError, match='slak_to_mmpretrain'):
-        check_checkpoint_keys(model, path)
+        _checked_init(model, path)
     # weights left under `model` (no Namespace): nothing matches
     torch.save(dict(model=official), path)
     with pytest.raises(ValueError, match='no key matches'):
-        check_checkpoint_keys(model, path)
+        _checked_init(model, path)
     # official names at the top level: refused, converter named
     torch.save(official, path)
     with pytest.raises(ValueError, match='official SLaK'):
-        check_checkpoint_keys(model, path)
+        _checked_init(model, path)
     # a partial match loads, and the key lists are returned / logged
-    converted, _ = convert_state_dict(official, 'cls')
+    converted, _ = convert_slak_state_dict(official, 'cls')
     del converted['head.fc.weight']
     converted['head.extra'] = torch.ones(1)
     torch.save(dict(state_dict=converted), path)
-    missing, unexpected = check_checkpoint_keys(model, path)
+    missing, unexpected = check_checkpoint_keys(model,
+                                                load_checkpoint_file(path))
     assert missing == ['head.fc.weight'] and unexpected == ['head.extra']
-    # a Pretrained init_cfg with the wrong prefix fails instead of warning
+    _checked_init(model, path)
+    loaded = model.state_dict()
+    assert all(
+        torch.equal(loaded[k], v) for k, v in converted.items()
+        if k != 'head.extra')
+    # a CheckedPretrained init_cfg with the wrong prefix fails instead of
+    # warning
     backbone = build_from_config('slak_t_in1k.py').backbone
-    backbone.init_cfg = dict(
-        type='Pretrained', checkpoint=path, prefix='encoder.')
     with pytest.raises(ValueError, match='prefix `encoder.`'):
-        backbone.init_weights()
+        _checked_init(backbone, path, prefix='encoder.')
 
 
 @pytest.mark.slow
@@ -487,10 +516,15 @@ def test_converted_file_runs_through_tools_test(tmp_path, shared_data):
     ])
     assert 'accuracy/top1' in out
     assert 'model keys found; missing keys: [];' in out
-    # the unconverted file is refused with the converter named
+    # the unconverted file is refused with the converter named (the
+    # check runs as mmengine loads the file, after the test data is set up)
     with pytest.raises(AssertionError, match='slak_to_mmpretrain'):
         run_tool([
             sys.executable, 'tools/test.py', 'configs/slak_t_in1k.py', src,
             '--work-dir',
-            str(tmp_path / 'work2')
+            str(tmp_path / 'work2'), '--cfg-options',
+            f'test_dataloader.dataset.data_root={root}',
+            'test_dataloader.num_workers=0',
+            'test_dataloader.persistent_workers=False',
+            'test_dataloader.dataset.indices=32'
         ])

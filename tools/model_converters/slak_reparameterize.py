@@ -21,17 +21,14 @@ running statistics, so the converted model equals the original one in
 eval mode (up to float rounding).
 """
 import argparse
-import copy
 from typing import List, Optional
 
-import torch
 from mmengine.config import Config, DictAction
-from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner import load_checkpoint, save_checkpoint
 
-import slak_mm  # noqa: F401  (registers the slak_mm modules)
+from slak_mm.apis import build_model
 from slak_mm.models import DecomposedLargeKernelConv
-from slak_mm.utils import get_config_scope
+from slak_mm.utils import checkpoint_safe_globals
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -47,22 +44,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action=DictAction,
         help='override config settings, "key=value" pairs')
     return parser.parse_args(argv)
-
-
-def build_model(cfg: Config) -> torch.nn.Module:
-    """Build ``cfg.model`` in the registry scope of the config's toolbox
-    (the previous default scope is restored afterwards), without
-    initialising (loading pretrained) weights."""
-    model_cfg = copy.deepcopy(cfg.model)
-    backbone = model_cfg.get('backbone')
-    if backbone is not None:
-        backbone['init_cfg'] = None
-        if backbone.get('deploy', False):
-            raise ValueError('The config already builds the backbone in '
-                             'deploy form (model.backbone.deploy=True); '
-                             'give the config of the trained model.')
-    with DefaultScope.overwrite_default_scope(get_config_scope(cfg)):
-        return MODELS.build(model_cfg)
 
 
 def reparameterize(cfg: Config, checkpoint: str, out: str) -> dict:
@@ -85,8 +66,15 @@ def reparameterize(cfg: Config, checkpoint: str, out: str) -> dict:
             (strict loading).
         TypeError: If the large kernels use a norm other than BatchNorm.
     """
-    model = build_model(cfg)
-    ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    if (cfg.model.get('backbone') or {}).get('deploy', False):
+        raise ValueError('The config already builds the backbone in deploy '
+                         'form (model.backbone.deploy=True); give the config '
+                         'of the trained model.')
+    model = build_model(cfg, init_cfg=None) if cfg.model.get('backbone') \
+        else build_model(cfg)
+    with checkpoint_safe_globals():
+        ckpt = load_checkpoint(
+            model, checkpoint, map_location='cpu', strict=True)
     model.eval()
     large_kernels = [
         m for m in model.modules() if isinstance(m, DecomposedLargeKernelConv)

@@ -2,19 +2,18 @@
 mmpretrain checkpoint that ``configs/slak_*_in1k.py`` load.
 
 The official files (``main.py`` of VITA-Group/SLaK) hold the weights
-under ``model`` (and ``model_ema``) next to the pickled training ``args``.
-Example::
+under ``model`` (and ``model_ema``, converted with ``--key model_ema``)
+next to the pickled training ``args``. Example::
 
     python tools/model_converters/slak_to_mmpretrain.py \\
         SLaK_tiny_checkpoint.pth checkpoints/slak_tiny_in1k_300e.pth
     python tools/test.py configs/slak_t_in1k.py \\
         checkpoints/slak_tiny_in1k_300e.pth
 
-``--key model_ema`` converts the EMA weights. Key renames, loading safety
-(``--unsafe-load``) and the printed summary:
-:mod:`slak_mm.utils.official_checkpoint`.
+Key renames: :mod:`slak_mm.converters.slak`; options and the printed
+summary: ``converter_cli.py``.
 """
-from slak_mm.utils.official_checkpoint import converter_main
+from converter_cli import slak_main
 
 if __name__ == '__main__':
-    converter_main('cls')
+    slak_main('cls')

@@ -1,4 +1,4 @@
-"""Conversion of official ShiftwiseConv (SW) classification checkpoints.
+"""Conversion of official ShiftwiseConv (SW) classification state dicts.
 
 The official repository (lidc54/shift-wiseConv) trains with a SLaK /
 ConvNeXt ``main.py``: a classification file holds the weights under
@@ -17,13 +17,14 @@ official                              slak_mm
                                       (same indices, v1 and v2)
 ``large_kernel.LoRAs.{p}.weight``     ``large_kernel.paths.{p}.weight``
 ``large_kernel.LoRA.weight``          ``large_kernel.paths.0.weight``
-(after ``merge_branches``)            (``sw_cfg.num_paths=1``)
+(after ``merge_branches``)            (``mixer_cfg.num_paths=1``)
 ``large_kernel.bn_lora1`` /           ``large_kernel.norm_h`` /
 ``bn_lora2`` / ``bn_small``           ``norm_v`` / ``norm_small``
 v1: ``norm``, ``pwconv1``,            ``norm``, ``pointwise_conv1``,
 ``pwconv2``, ``gamma``                ``pointwise_conv2``, ``gamma``
-v2: ``norm`` (BN), ``se.down`` /      ``norm``, ``se.down`` / ``se.up``,
-``se.up``, ``pwconv1.1``,             ``pointwise_conv1``,
+v2: ``norm`` (BN), ``se.down`` /      ``norm``, ``se.conv1.conv`` /
+``se.up``, ``pwconv1.1``,             ``se.conv2.conv`` (mmpretrain
+                                      ``SELayer``), ``pointwise_conv1``,
 ``act.1.gamma`` / ``beta``            ``grn.gamma`` / ``beta`` (reshaped
 (``(1, 1, 1, 4C)``),                  to ``(4C,)``),
 ``pwconv2.0``, ``pwconv2.2`` (BN),    ``pointwise_conv2``, ``norm2``,
@@ -56,11 +57,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from slak_mm.models.layers.shiftwise_conv import (draw_shift_indices,
-                                                  split_ghost_channels)
-from .official_checkpoint import (OfficialCheckpointError, converter_parser,
-                                  load_official_checkpoint, run_converter,
-                                  select_weights)
+from .official import OfficialCheckpointError
 
 #: The seed of the official SW layers (``np.random.seed(123)`` and
 #: ``torch.manual_seed(123)`` in every layer).
@@ -92,7 +89,8 @@ BLOCK_RENAMES = {
     ],
     'v2': [
         (r'^norm\.(.+)$', r'norm.\1'),
-        (r'^se\.(down|up)\.(weight|bias)$', r'se.\1.\2'),
+        (r'^se\.down\.(weight|bias)$', r'se.conv1.conv.\1'),
+        (r'^se\.up\.(weight|bias)$', r'se.conv2.conv.\1'),
         (r'^pwconv1\.1\.(weight|bias)$', r'pointwise_conv1.\1'),
         (r'^act\.1\.(gamma|beta)$', r'grn.\1'),
         (r'^pwconv2\.0\.weight$', 'pointwise_conv2.weight'),
@@ -170,6 +168,10 @@ def _sw_buffers(weights: Dict[str, torch.Tensor], block: str, split: str,
                 seed: int) -> Tuple[Dict[str, torch.Tensor], dict]:
     """Redraw the index buffers of the SW layer of one official block
     (``block`` = ``'stages.i.j.'``) and describe the layer."""
+    # imported here: slak_mm.utils imports slak_mm.converters, and the
+    # models / engine may import slak_mm.utils (no import cycle)
+    from slak_mm.models.layers.shiftwise_conv import (draw_shift_indices,
+                                                      split_ghost_channels)
     lk = block + 'large_kernel.'
     pieces = sorted(
         k for k in weights if k.startswith(lk) and _is_pieces_key(k))
@@ -231,7 +233,7 @@ def convert_sw_state_dict(
 
     Args:
         weights (dict): Official weights (see
-            :func:`slak_mm.utils.official_checkpoint.select_weights`).
+            :func:`slak_mm.converters.select_weights`).
         version (str): ``'v1'``, ``'v2'`` or ``'auto'``
             (:func:`detect_sw_version`). Defaults to ``'auto'``.
         ghost_ratio (float): The model's ghost ratio. Defaults to 0.23.
@@ -247,7 +249,7 @@ def convert_sw_state_dict(
         ``stages`` (per stage: ``channels``, ``rep_channels``,
         ``small_kernel_size``, ``num_pieces``, ``num_paths``, ``depth``),
         ``backbone_cfg`` (the settings a config needs, see
-        :func:`backbone_cfg_hints`).
+        :func:`sw_backbone_cfg`).
 
     Raises:
         OfficialCheckpointError: For an unknown version, weights without
@@ -323,14 +325,15 @@ def convert_sw_state_dict(
         stages=[stages[i] for i in sorted(stages)],
         ghost_ratio=ghost_ratio,
         num_reps=num_reps)
-    summary['backbone_cfg'] = backbone_cfg_hints(summary)
+    summary['backbone_cfg'] = sw_backbone_cfg(summary)
     return converted, summary
 
 
-def backbone_cfg_hints(summary: dict) -> dict:
+def sw_backbone_cfg(summary: dict) -> dict:
     """The ``model.backbone`` settings that a converted file needs: the
     class, ``arch`` (depths / channels), the small kernel ``k`` and the
-    ``sw_cfg`` values (``num_paths`` is 1 for a merged official model).
+    ``mixer_cfg`` values (``num_paths`` is 1 for a merged official
+    model).
     The large kernels are not in the file: any odd ``K`` with
     ``ceil(K / k) == num_pieces`` per stage fits."""
     stages = summary['stages']
@@ -340,116 +343,7 @@ def backbone_cfg_hints(summary: dict) -> dict:
             depths=[s['depth'] for s in stages],
             channels=[s['channels'] for s in stages]),
         small_kernel_size=stages[0]['small_kernel_size'] if stages else None,
-        sw_cfg=dict(
+        mixer_cfg=dict(
             ghost_ratio=summary['ghost_ratio'],
             num_paths=stages[0]['num_paths'] if stages else None,
             num_reps=summary['num_reps']))
-
-
-def format_sw_summary(summary: dict, source_key: Optional[str] = None) -> str:
-    """A human-readable report of :func:`convert_sw_state_dict`'s
-    summary."""
-    lines = [
-        f'official ShiftWise_{summary["version"]} classification weights' +
-        (f' (from `{source_key}`)' if source_key else ''),
-        f'tensors converted: {summary["num_tensors"]} (backbone '
-        f'{summary["num_backbone"]} incl. the redrawn SW index buffers, '
-        f'head {summary["num_head"]})'
-    ]
-    for i, stage in enumerate(summary['stages']):
-        k, nk = stage['small_kernel_size'], stage['num_pieces']
-        lines.append(
-            f'stage {i}: depth {stage["depth"]}, {stage["channels"]} '
-            f'channels ({stage["rep_channels"]} rep), k={k}, {nk} pieces '
-            f'(kernel_size K: odd, {nk * k - k + 1} <= K <= {nk * k}), '
-            f'{stage["num_paths"]} path(s)')
-    cfg = summary['backbone_cfg']
-    lines.append(f'backbone: type={cfg["type"]}, arch={cfg["arch"]}, '
-                 f'sw_cfg={cfg["sw_cfg"]}')
-    if summary['dropped']:
-        lines.append('official keys without a counterpart (dropped): '
-                     f'{summary["dropped"]}')
-    return '\n'.join(lines)
-
-
-def convert_sw_file(src: str,
-                    dst: str,
-                    key: str = 'model',
-                    version: str = 'auto',
-                    ghost_ratio: float = 0.23,
-                    num_reps: int = 4,
-                    unsafe_load: bool = False) -> dict:
-    """Convert an official SW classification checkpoint file.
-
-    Args:
-        src (str): Official checkpoint (``main.py`` format).
-        dst (str): Output path; the file holds ``state_dict`` (see
-            :func:`convert_sw_state_dict`) and ``meta`` (source file and
-            key, version, ``backbone_cfg``).
-        key (str): Entry that holds the weights, ``'model'`` or
-            ``'model_ema'`` (see
-            :func:`slak_mm.utils.official_checkpoint.select_weights`).
-            Defaults to ``'model'``.
-        version (str): See :func:`convert_sw_state_dict`.
-        ghost_ratio (float): See :func:`convert_sw_state_dict`.
-        num_reps (int): See :func:`convert_sw_state_dict`.
-        unsafe_load (bool): See :func:`slak_mm.utils.official_checkpoint.
-            load_official_checkpoint`.
-
-    Returns:
-        dict: The summary of :func:`convert_sw_state_dict` plus
-        ``source_key``.
-
-    Raises:
-        OfficialCheckpointError: See ``load_official_checkpoint``,
-            ``select_weights`` and :func:`convert_sw_state_dict`.
-    """
-    checkpoint = load_official_checkpoint(src, unsafe_load=unsafe_load)
-    source_key, weights = select_weights(checkpoint, key)
-    state_dict, summary = convert_sw_state_dict(
-        weights, version, ghost_ratio=ghost_ratio, num_reps=num_reps)
-    summary['source_key'] = source_key
-    meta = dict(
-        converted_from=src,
-        source_key=source_key,
-        sw_version=summary['version'],
-        backbone_cfg=summary['backbone_cfg'])
-    torch.save(dict(meta=meta, state_dict=state_dict), dst)
-    return summary
-
-
-def converter_main(argv: Optional[List[str]] = None) -> dict:
-    """Command line of ``tools/model_converters/sw_to_mmpretrain.py``."""
-    parser = converter_parser(
-        'Convert an official ShiftwiseConv classification checkpoint '
-        '(lidc54/shift-wiseConv, ShiftWise_v1 / ShiftWise_v2) to an '
-        'mmpretrain checkpoint for slak_mm (configs/sw_t_in1k.py).',
-        ['model', 'model_ema'])
-    parser.add_argument(
-        '--version',
-        choices=['auto'] + sorted(SW_VERSIONS),
-        default='auto',
-        help='official backbone (default: detected from the keys)')
-    parser.add_argument(
-        '--ghost-ratio',
-        type=float,
-        default=0.23,
-        help='ghost ratio of the trained model (default: 0.23)')
-    parser.add_argument(
-        '--num-reps',
-        type=int,
-        default=4,
-        help='N_rep of the trained model (default: 4; not stored in the '
-        'weights)')
-    args = parser.parse_args(argv)
-    if args.num_reps < 1:
-        parser.error('--num-reps must be >= 1')
-    return run_converter(
-        parser, args.dst, lambda: convert_sw_file(
-            args.src,
-            args.dst,
-            key=args.key,
-            version=args.version,
-            ghost_ratio=args.ghost_ratio,
-            num_reps=args.num_reps,
-            unsafe_load=args.unsafe_load), format_sw_summary)

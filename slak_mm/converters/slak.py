@@ -1,4 +1,4 @@
-"""Conversion of the official SLaK checkpoints (VITA-Group/SLaK) to slak_mm.
+"""Conversion of official SLaK state dicts (VITA-Group/SLaK) to slak_mm.
 
 Three kinds of released files are handled (``DESIGN.md`` §1, checked
 against the official ``models/SLaK.py``, ``segmentation/slak.py`` and
@@ -24,10 +24,10 @@ official                          slak_mm
 ``large_kernel.LoRA2`` /          ``large_kernel.branch_sxk`` (``(s, K)``)
 ``large_kernel.Decom2``
 ``large_kernel.lkb_origin``       ``large_kernel.branch_kxk`` (``K x K``,
-                                  backbone ``decompose=False``)
+                                  backbone ``mixer_cfg.decompose=False``)
 ``large_kernel.small_conv``       ``large_kernel.branch_sxs``
 ``large_kernel.lkb_reparam``      ``large_kernel.reparam_kxk`` (deploy,
-                                  ``decompose=False``)
+                                  ``mixer_cfg.decompose=False``)
 ``pwconv1`` / ``pwconv2``         ``pointwise_conv1`` / ``pointwise_conv2``
 ``norm`` (classification, final)  ``backbone.norm3``
 ``head``                          ``head.fc``
@@ -45,12 +45,13 @@ Sparsity is stored as exact zeros in the weights; the conversion copies
 tensors unchanged (values, dtypes, zeros), so the zero pattern that
 :class:`slak_mm.StaticSparseHook` keeps during fine-tuning survives.
 """
-import argparse
 import re
 from collections import OrderedDict
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, Tuple
 
 import torch
+
+from .official import OfficialCheckpointError
 
 #: The official large-kernel branch names and their slak_mm names.
 BRANCH_RENAMES = {
@@ -81,95 +82,11 @@ TASKS = {
     'det': ('backbone.', ('neck.', 'rpn_head.', 'roi_head.')),
 }
 
+#: The toolbox whose models each task's converted file loads into.
+TASK_TOOLBOXES = {'cls': 'mmpretrain', 'seg': 'mmseg', 'det': 'mmdet'}
+
 _BLOCK_KEY = re.compile(r'^(stages\.\d+\.\d+\.)(.+)$')
 _BACKBONE_TOP = ('downsample_layers.', 'stages.')
-
-
-class OfficialCheckpointError(ValueError):
-    """An official checkpoint that cannot be converted as asked."""
-
-
-def load_official_checkpoint(path: str, unsafe_load: bool = False) -> dict:
-    """Load an official SLaK checkpoint file on the CPU.
-
-    The classification files pickle the training ``args`` as an
-    ``argparse.Namespace``. By default the file is read with
-    ``torch.load(weights_only=True)`` with ``argparse.Namespace`` added to
-    the allow-list for this call only (a Namespace just stores attributes;
-    anything else that is not a tensor or a plain container still fails).
-    ``unsafe_load=True`` uses ``weights_only=False``, which can execute
-    arbitrary code from the file: only for files from a trusted source.
-
-    Args:
-        path (str): Checkpoint path.
-        unsafe_load (bool): Unpickle everything (trusted files only).
-            Defaults to False.
-
-    Returns:
-        dict: The checkpoint.
-
-    Raises:
-        OfficialCheckpointError: If the safe loader refuses the file (the
-            message names the object and the ``--unsafe-load`` opt-in), or
-            the file does not hold a dict.
-    """
-    if unsafe_load:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=False)
-    else:
-        try:
-            with torch.serialization.safe_globals([argparse.Namespace]):
-                checkpoint = torch.load(
-                    path, map_location='cpu', weights_only=True)
-        except Exception as err:  # UnpicklingError, RuntimeError
-            raise OfficialCheckpointError(
-                f'{path}: the safe loader (weights_only=True, allow-list: '
-                f'argparse.Namespace) refused the file: {err}\nIf the file '
-                'comes from a trusted source, pass --unsafe-load '
-                '(torch.load weights_only=False).') from err
-    if not isinstance(checkpoint, dict):
-        raise OfficialCheckpointError(
-            f'{path}: expected a dict checkpoint, got '
-            f'{type(checkpoint).__name__}.')
-    return checkpoint
-
-
-def select_weights(checkpoint: dict, key: str = 'auto') -> Tuple[str, dict]:
-    """Pick the weight dict of an official checkpoint.
-
-    Args:
-        checkpoint (dict): As loaded by :func:`load_official_checkpoint`.
-        key (str): ``'model'``, ``'model_ema'``, ``'state_dict'``, or
-            ``'auto'``: the first of ``state_dict``, ``model`` present.
-            Defaults to ``'auto'``.
-
-    Returns:
-        tuple[str, dict]: The key used and its ``{name: tensor}`` dict (a
-        leading ``module.`` of DDP-saved files removed).
-
-    Raises:
-        OfficialCheckpointError: If the key is missing (the message lists
-            the checkpoint's top-level keys) or holds no tensors.
-    """
-    if key == 'auto':
-        key = next((k for k in ('state_dict', 'model') if k in checkpoint),
-                   None)
-        if key is None:
-            raise OfficialCheckpointError(
-                'found neither `state_dict` (segmentation / detection) nor '
-                '`model` (classification) in the checkpoint; top-level '
-                f'keys: {sorted(checkpoint)}.')
-    if key not in checkpoint:
-        raise OfficialCheckpointError(
-            f'the checkpoint has no `{key}` entry; top-level keys: '
-            f'{sorted(checkpoint)}.')
-    weights = checkpoint[key]
-    if not isinstance(weights, dict) or not any(
-            isinstance(v, torch.Tensor) for v in weights.values()):
-        raise OfficialCheckpointError(f'checkpoint[{key!r}] holds no tensors.')
-    if all(k.startswith('module.') for k in weights):
-        weights = OrderedDict(
-            (k[len('module.'):], v) for k, v in weights.items())
-    return key, weights
 
 
 def detect_kernel_variant(weights: Dict[str, torch.Tensor]) -> str:
@@ -236,13 +153,14 @@ def convert_backbone_key(name: str) -> str:
     return block + '.'.join(parts)
 
 
-def convert_state_dict(
+def convert_slak_state_dict(
         weights: Dict[str, torch.Tensor],
         task: str) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
     """Convert official SLaK weights to a slak_mm model's state dict.
 
     Args:
-        weights (dict): Official weights (see :func:`select_weights`).
+        weights (dict): Official weights (see
+            :func:`slak_mm.converters.select_weights`).
         task (str): ``'cls'`` (mmpretrain ``ImageClassifier``: output keys
             ``backbone.*`` and ``head.fc.*``), ``'seg'`` (mmseg
             ``EncoderDecoder``) or ``'det'`` (mmdet ``CascadeRCNN``).
@@ -253,8 +171,9 @@ def convert_state_dict(
         ``num_backbone``, ``num_other``, ``dropped`` (official keys with no
         counterpart, e.g. ``num_batches_tracked`` never is; the official
         classification ``head`` is kept), ``density`` (non-zero fraction of
-        the backbone's conv / linear weights, 2-D and 4-D) and
-        ``large_kernel_density`` (the same over the large-kernel convs).
+        the backbone's conv / linear weights, 2-D and 4-D),
+        ``large_kernel_density`` (the same over the large-kernel convs)
+        and ``backbone_cfg`` (see :func:`slak_backbone_cfg`).
 
     Raises:
         OfficialCheckpointError: For an unknown task, weights with no key
@@ -315,133 +234,16 @@ def convert_state_dict(
         density=nonzero / total if total else float('nan'),
         large_kernel_density=lk_nonzero /
         lk_total if lk_total else float('nan'))
+    summary['backbone_cfg'] = slak_backbone_cfg(summary)
     return converted, summary
 
 
-def backbone_cfg_hints(summary: dict) -> Dict[str, object]:
+def slak_backbone_cfg(summary: dict) -> Dict[str, object]:
     """The ``model.backbone`` settings a converted file needs beyond the
-    configs' defaults (``decompose=False`` for ``lkb_origin``, plus
-    ``deploy=True`` for ``lkb_reparam``)."""
+    configs' defaults (``mixer_cfg.decompose=False`` for ``lkb_origin``,
+    plus ``deploy=True`` for ``lkb_reparam``)."""
     if summary['variant'] == 'lkb_origin':
-        return dict(decompose=False)
+        return dict(mixer_cfg=dict(decompose=False))
     if summary['variant'] == 'lkb_reparam':
-        return dict(decompose=False, deploy=True)
+        return dict(mixer_cfg=dict(decompose=False), deploy=True)
     return {}
-
-
-def format_summary(summary: dict, source_key: Optional[str] = None) -> str:
-    """A human-readable report of :func:`convert_state_dict`'s summary."""
-    lines = [
-        f'task: {summary["task"]}' +
-        (f' (weights from `{source_key}`)' if source_key else ''),
-        f'large-kernel key variant: {summary["variant"]}',
-        f'tensors converted: {summary["num_tensors"]} '
-        f'(backbone {summary["num_backbone"]}, other '
-        f'{summary["num_other"]})',
-        f'non-zero fraction of backbone conv/linear weights: '
-        f'{summary["density"]:.4f} (sparsity '
-        f'{1 - summary["density"]:.4f})',
-        f'non-zero fraction of the large kernels: '
-        f'{summary["large_kernel_density"]:.4f}',
-    ]
-    if summary['dropped']:
-        lines.append(f'official keys without a counterpart (dropped): '
-                     f'{summary["dropped"]}')
-    hints = backbone_cfg_hints(summary)
-    if hints:
-        options = ' '.join(f'model.backbone.{k}={v}' for k, v in hints.items())
-        lines.append(f'this variant needs: --cfg-options {options}')
-    return '\n'.join(lines)
-
-
-def convert_file(src: str,
-                 dst: str,
-                 task: str,
-                 key: str = 'auto',
-                 unsafe_load: bool = False) -> dict:
-    """Convert an official SLaK checkpoint file and save it for slak_mm.
-
-    Args:
-        src (str): Official checkpoint.
-        dst (str): Output path; the file holds ``state_dict`` (see
-            :func:`convert_state_dict`) and ``meta`` (source file and key,
-            task, key variant, densities).
-        task (str): ``'cls'``, ``'seg'`` or ``'det'``.
-        key (str): Entry holding the weights (see :func:`select_weights`).
-        unsafe_load (bool): See :func:`load_official_checkpoint`.
-
-    Returns:
-        dict: The summary of :func:`convert_state_dict` plus
-        ``source_key``.
-
-    Raises:
-        OfficialCheckpointError: See :func:`load_official_checkpoint`,
-            :func:`select_weights` and :func:`convert_state_dict`.
-    """
-    checkpoint = load_official_checkpoint(src, unsafe_load=unsafe_load)
-    source_key, weights = select_weights(checkpoint, key)
-    state_dict, summary = convert_state_dict(weights, task)
-    summary['source_key'] = source_key
-    meta = dict(
-        converted_from=src,
-        source_key=source_key,
-        task=task,
-        kernel_key_variant=summary['variant'],
-        density=summary['density'],
-        backbone_cfg=backbone_cfg_hints(summary))
-    torch.save(dict(meta=meta, state_dict=state_dict), dst)
-    return summary
-
-
-def converter_parser(description: str,
-                     key_choices: List[str]) -> argparse.ArgumentParser:
-    """The arguments every official-checkpoint converter takes: ``src``,
-    ``dst``, ``--key`` (default: the first of ``key_choices``) and
-    ``--unsafe-load``."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument('src', help='official checkpoint')
-    parser.add_argument('dst', help='output checkpoint')
-    parser.add_argument(
-        '--key',
-        choices=key_choices,
-        default=key_choices[0],
-        help=f'entry that holds the weights (default: {key_choices[0]})')
-    parser.add_argument(
-        '--unsafe-load',
-        action='store_true',
-        help='unpickle with torch.load(weights_only=False); runs code '
-        'from the file, only for files from a trusted source (the default '
-        'safe loader allows argparse.Namespace besides tensors)')
-    return parser
-
-
-def run_converter(parser: argparse.ArgumentParser, dst: str,
-                  convert: Callable[[], dict],
-                  describe: Callable[[dict, str], str]) -> dict:
-    """Run ``convert()``; print ``describe(summary, source_key)`` and the
-    output path, or exit with status 2 and the message of an
-    :class:`OfficialCheckpointError`."""
-    try:
-        summary = convert()
-    except OfficialCheckpointError as err:
-        parser.exit(2, f'error: {err}\n')
-    print(describe(summary, summary['source_key']))
-    print(f'saved {dst}')
-    return summary
-
-
-def converter_main(task: str, argv: Optional[List[str]] = None) -> dict:
-    """Command line of ``tools/model_converters/slak_to_*.py``."""
-    toolbox = dict(cls='mmpretrain', seg='mmseg', det='mmdet')[task]
-    parser = converter_parser(
-        f'Convert an official SLaK {task} checkpoint (VITA-Group/SLaK) to a '
-        f'{toolbox} checkpoint for slak_mm.',
-        ['model', 'model_ema'] if task == 'cls' else ['state_dict'])
-    args = parser.parse_args(argv)
-    return run_converter(
-        parser, args.dst, lambda: convert_file(
-            args.src,
-            args.dst,
-            task,
-            key=args.key,
-            unsafe_load=args.unsafe_load), format_summary)
