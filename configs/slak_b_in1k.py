@@ -14,20 +14,9 @@ train_dataloader = dict(batch_size=32)
 val_dataloader = dict(batch_size=32)
 test_dataloader = val_dataloader
 optim_wrapper = dict(accumulative_counts=16)
-# dynamic sparsity of SLaK-S/B: mask update every 100 steps, prune rate 0.3
+# dynamic sparsity of SLaK-S/B: mask update every 100 steps, prune rate
+# 0.3; one EMA update per optimizer step
 custom_hooks = [
-    dict(
-        type='slak_mm.DynamicSparseHook',
-        sparsity=0.4,
-        init='snip',
-        update_interval=100,
-        prune_rate=0.3,
-        growth='random'),
-    dict(
-        type='EMAHook',
-        ema_type='slak_mm.MaskedExponentialMovingAverage',
-        momentum=1e-4,
-        interval=16,
-        update_buffers=True,
-        priority='ABOVE_NORMAL')
+    dict(_base_.custom_hooks[0], update_interval=100, prune_rate=0.3),
+    dict(_base_.custom_hooks[1], interval=16)
 ]

@@ -21,15 +21,8 @@ _base_ = [
     './_base_/schedules/imagenet_adamw_300e.py',
     './_base_/runtimes/mmpretrain.py'
 ]
-model = dict(
-    backbone=dict(
-        arch='tiny', kernel_size=[51, 49, 47, 13, 5], drop_path_rate=0.1),
-    head=dict(in_channels=998))
-
-# 8 GPUs x 128 images x 4 accumulation steps = 4096
-train_dataloader = dict(batch_size=128)
-val_dataloader = dict(batch_size=128)
-test_dataloader = val_dataloader
+# 8 GPUs x 128 images (the batch of _base_/datasets/imagenet_224.py) x 4
+# accumulation steps = 4096
 optim_wrapper = dict(accumulative_counts=4)
 
 # Model EMA with decay 0.9999 per optimizer step (official

@@ -8,8 +8,8 @@
 # --update_freq 8), weight decay 0.05 also on the GRN gamma / beta (official
 # shape (1, 1, 1, 4C), so not exempt as 1-D: `custom_keys` of the base
 # schedule), 5 warm-up epochs + cosine, no model EMA; the augmentation, loss
-# and test pipeline of SLaK-T (the official main.py is SLaK's). Published
-# top-1: 83.39.
+# and test pipeline of SLaK-T (the official main.py is SLaK's; shared
+# through the _base_ files). Published top-1: 83.39.
 #
 # Dynamic sparse training as published for SW: the k x k pieces of the SW
 # layers are masked (one bit per piece, L1 pruning), sparsity 0.3, SNIP
@@ -17,40 +17,23 @@
 # mask shared by both paths at init and re-shared every 131st update
 # (--sparse_type rep_coarse --sparse_gap 131 -u 100). Switch it off with
 # `--cfg-options custom_hooks.0.enabled=False`.
-_base_ = ['./slak_t_in1k.py']
+_base_ = [
+    './_base_/models/slak_cls.py', './_base_/models/sw_t.py',
+    './_base_/datasets/imagenet_224.py',
+    './_base_/schedules/imagenet_adamw_300e.py',
+    './_base_/runtimes/mmpretrain.py'
+]
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='slak_mm.ShiftWiseV2',
-        arch='tiny',
-        kernel_size=[51, 49, 47, 13, 3],
-        width_factor=1.0,
-        sw_cfg=dict(ghost_ratio=0.23, num_paths=2, num_reps=4),
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
-        drop_path_rate=0.2,
-        layer_scale_init_value=1e-6,
-        out_indices=-1,
-        gap_before_final_norm=True),
+    backbone=dict(_base_.sw_t_backbone, drop_path_rate=0.2),
     head=dict(in_channels=640))
 
 # 8 GPUs x 64 images x 8 accumulation steps = 4096
 train_dataloader = dict(batch_size=64)
 optim_wrapper = dict(accumulative_counts=8)
+# 5 warm-up epochs, then cosine to epoch 300
 param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-6,
-        by_epoch=True,
-        begin=0,
-        end=5,
-        convert_to_iter_based=True),
-    dict(
-        type='CosineAnnealingLR',
-        eta_min=1e-6,
-        by_epoch=True,
-        begin=5,
-        end=300,
-        convert_to_iter_based=True),
+    dict(_base_.param_scheduler[0], end=5),
+    dict(_base_.param_scheduler[1], begin=5)
 ]
 # official --model_ema false: no EMAHook, only the sparse-training hook
 custom_hooks = [

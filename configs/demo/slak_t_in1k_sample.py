@@ -23,9 +23,6 @@ classes = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal',
 img_size = 64
 max_epochs = 10
 batch_size = 16
-# BGR mean / std of ../_base_/datasets/imagenet_224.py
-bgr_mean = [103.53, 116.28, 123.675]
-bgr_std = [57.375, 57.12, 58.395]
 
 data_preprocessor = dict(num_classes=len(classes))
 model = dict(
@@ -49,15 +46,16 @@ train_pipeline = [
         magnitude_level=9,
         magnitude_std=0.5,
         hparams=dict(
-            pad_val=[round(x) for x in bgr_mean], interpolation='bicubic')),
+            pad_val=[round(x) for x in _base_.bgr_mean],
+            interpolation='bicubic')),
     dict(
         type='RandomErasing',
         erase_prob=0.25,
         mode='rand',
         min_area_ratio=0.02,
         max_area_ratio=1 / 3,
-        fill_color=bgr_mean,
-        fill_std=bgr_std),
+        fill_color=_base_.bgr_mean,
+        fill_std=_base_.bgr_std),
     dict(type='PackInputs'),
 ]
 test_pipeline = [

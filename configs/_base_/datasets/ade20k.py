@@ -40,8 +40,9 @@ tta_pipeline = [
             [dict(type='PackSegInputs')],
         ])
 ]
+# 2 images per GPU: 16 per iteration on 8 GPUs, as the SLaK / SW recipes
 train_dataloader = dict(
-    batch_size=4,
+    batch_size=2,
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),

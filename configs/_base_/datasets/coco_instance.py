@@ -1,17 +1,46 @@
-# COCO 2017 instance segmentation (boxes + masks) for mmdet 3.x; local copy
-# of mmdet's configs/_base_/datasets/coco_instance.py. Leaf configs replace
-# the training pipeline. Layout:
+# COCO 2017 instance segmentation (boxes + masks) for mmdet 3.x: mmdet's
+# configs/_base_/datasets/coco_instance.py with the training augmentation
+# of the published SLaK / ConvNeXt detection recipes: multi-scale training,
+# short side 480..800 (step 32, long side <= 1333), or with probability 1/2
+# resize to 400/500/600 -> random crop 384..600 -> resize to 480..800 (the
+# DETR / ConvNeXt "ms-crop" augmentation); random flip; test at 1333x800;
+# 2 images per GPU (16 per iteration on 8 GPUs). Layout:
 # <data_root>/annotations/instances_{train,val}2017.json
 # <data_root>/{train,val}2017/*.jpg
 dataset_type = 'CocoDataset'
 data_root = 'data/coco/'
 backend_args = None
 
+# (short side, long side limit) of the multi-scale training
+ms_scales = [(480, 1333), (512, 1333), (544, 1333), (576, 1333), (608, 1333),
+             (640, 1333), (672, 1333), (704, 1333), (736, 1333), (768, 1333),
+             (800, 1333)]
+crop_scales = [(400, 1333), (500, 1333), (600, 1333)]
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
+    dict(
+        type='RandomChoice',
+        transforms=[
+            [dict(type='RandomChoiceResize', scales=ms_scales,
+                  keep_ratio=True)],
+            [
+                dict(
+                    type='RandomChoiceResize',
+                    scales=crop_scales,
+                    keep_ratio=True),
+                dict(
+                    type='RandomCrop',
+                    crop_type='absolute_range',
+                    crop_size=(384, 600),
+                    allow_negative_crop=True),
+                dict(
+                    type='RandomChoiceResize',
+                    scales=ms_scales,
+                    keep_ratio=True)
+            ]
+        ]),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [

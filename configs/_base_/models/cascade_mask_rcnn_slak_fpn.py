@@ -1,9 +1,15 @@
 # Cascade Mask R-CNN + FPN with a SLaK-T backbone (mmdet 3.x), with the box
 # heads of the published SLaK / ConvNeXt recipe: three "4conv1fc" heads
 # (4 shared 3x3 convs with SyncBN + 1 fc), class-specific regression of
-# decoded boxes with GIoU loss (weight 10). Leaf configs set the backbone
-# size, its checkpoint and the data.
+# decoded boxes with GIoU loss (weight 10). All four backbone stages feed
+# the FPN. The backbone starts from an ImageNet-1k checkpoint in mmpretrain
+# format (`state_dict` with `backbone.` keys) at `checkpoint_file`, its
+# output norms norm0..3 at 1 / 0; fine-tuning keeps the pretrained sparse
+# pattern. Leaf configs change the backbone size (or swap in SW-T,
+# ./sw_t.py) and the checkpoint.
 custom_imports = dict(imports=['slak_mm'], allow_failed_imports=False)
+
+checkpoint_file = 'checkpoints/slak_tiny_in1k_300e.pth'
 
 # box heads of the three cascade stages; only the coder's target stds differ
 cascade_target_stds = [[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
@@ -25,14 +31,18 @@ model = dict(
         # SyncBN after each large-kernel branch, as the official code
         # (use_sync_bn = True); reverted to BN by mmengine's Runner when
         # not distributed and by slak_mm.CPUCompatibleDDP on CPU
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
+        mixer_cfg=dict(norm_cfg=dict(type='SyncBN', requires_grad=True)),
         drop_path_rate=0.4,
         layer_scale_init_value=1.0,
         out_indices=[0, 1, 2, 3],
         gap_before_final_norm=False,
         # norm0..3 start at 1 / 0: the final norm of the classification
         # checkpoint is not loaded into norm3 (as in the official code)
-        pretrained_out_norms=False),
+        pretrained_out_norms=False,
+        init_cfg=dict(
+            type='CheckedPretrained',
+            checkpoint=checkpoint_file,
+            prefix='backbone.')),
     neck=dict(
         type='FPN',
         in_channels=[124, 249, 499, 998],
@@ -151,3 +161,7 @@ model = dict(
             nms=dict(type='nms', iou_threshold=0.5),
             max_per_img=100,
             mask_thr_binary=0.5)))
+
+# fine-tuning keeps the sparse pattern of the pretrained backbone (masks =
+# zeros of the loaded weights; a dense backbone stays dense)
+custom_hooks = [dict(type='slak_mm.StaticSparseHook', prefix='backbone.')]

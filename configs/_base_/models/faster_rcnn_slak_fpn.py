@@ -1,7 +1,12 @@
-# Faster R-CNN + FPN with a SLaK-T backbone (mmdet 3.x). All four SLaK
-# stages feed the FPN. Leaf configs set the backbone size, its checkpoint
-# and the number of classes.
+# Faster R-CNN + FPN with a SLaK-T backbone (mmdet 3.x) for the 20 classes
+# of PASCAL VOC. All four backbone stages feed the FPN. The backbone starts
+# from an ImageNet-1k checkpoint in mmpretrain format (`state_dict` with
+# `backbone.` keys) at `checkpoint_file`, its output norms norm0..3 at
+# 1 / 0; fine-tuning keeps the pretrained sparse pattern. Leaf configs swap
+# in SW-T (./sw_t.py) and its checkpoint.
 custom_imports = dict(imports=['slak_mm'], allow_failed_imports=False)
+
+checkpoint_file = 'checkpoints/slak_tiny_in1k_300e.pth'
 
 model = dict(
     type='FasterRCNN',
@@ -19,14 +24,18 @@ model = dict(
         # SyncBN after each large-kernel branch, as the official code
         # (use_sync_bn = True); reverted to BN by mmengine's Runner when
         # not distributed and by slak_mm.CPUCompatibleDDP on CPU
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
+        mixer_cfg=dict(norm_cfg=dict(type='SyncBN', requires_grad=True)),
         drop_path_rate=0.4,
         layer_scale_init_value=1.0,
         out_indices=[0, 1, 2, 3],
         gap_before_final_norm=False,
         # norm0..3 start at 1 / 0: the final norm of the classification
         # checkpoint is not loaded into norm3 (as in the official code)
-        pretrained_out_norms=False),
+        pretrained_out_norms=False,
+        init_cfg=dict(
+            type='CheckedPretrained',
+            checkpoint=checkpoint_file,
+            prefix='backbone.')),
     neck=dict(
         type='FPN',
         in_channels=[124, 249, 499, 998],
@@ -60,7 +69,7 @@ model = dict(
             in_channels=256,
             fc_out_channels=1024,
             roi_feat_size=7,
-            num_classes=80,
+            num_classes=20,
             bbox_coder=dict(
                 type='DeltaXYWHBBoxCoder',
                 target_means=[0., 0., 0., 0.],
@@ -118,3 +127,7 @@ model = dict(
             score_thr=0.05,
             nms=dict(type='nms', iou_threshold=0.5),
             max_per_img=100)))
+
+# fine-tuning keeps the sparse pattern of the pretrained backbone (masks =
+# zeros of the loaded weights; a dense backbone stays dense)
+custom_hooks = [dict(type='slak_mm.StaticSparseHook', prefix='backbone.')]

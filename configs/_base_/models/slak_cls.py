@@ -15,7 +15,7 @@ model = dict(
         # SyncBN after each large-kernel branch, as the official code
         # (use_sync_bn = True); reverted to BN by mmengine's Runner when
         # not distributed and by slak_mm.CPUCompatibleDDP on CPU
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
+        mixer_cfg=dict(norm_cfg=dict(type='SyncBN', requires_grad=True)),
         drop_path_rate=0.1,
         layer_scale_init_value=1e-6,
         out_indices=-1,

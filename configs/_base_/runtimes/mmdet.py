@@ -6,7 +6,11 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1),
+    checkpoint=dict(type='slak_mm.AtomicCheckpointHook', interval=1),
+    # slak_mm: atomic checkpoints, a save and exit 75 on SIGTERM / SIGUSR1,
+    # per-iteration seeds (a resumed run repeats the uninterrupted one)
+    preemption=dict(type='slak_mm.PreemptionHook'),
+    seed=dict(type='slak_mm.PerIterationSeedHook'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
 

@@ -20,49 +20,16 @@ model = dict(
         bbox_roi_extractor=dict(out_channels=32),
         bbox_head=[
             dict(
-                type='Shared4Conv1FCBBoxHead',
-                in_channels=32,
-                conv_out_channels=32,
-                fc_out_channels=64,
-                roi_feat_size=7,
-                num_classes=80,
-                bbox_coder=dict(
-                    type='DeltaXYWHBBoxCoder',
-                    target_means=[0., 0., 0., 0.],
-                    target_stds=stds),
-                reg_class_agnostic=False,
-                reg_decoded_bbox=True,
-                norm_cfg=dict(type='SyncBN', requires_grad=True),
-                loss_cls=dict(
-                    type='CrossEntropyLoss',
-                    use_sigmoid=False,
-                    loss_weight=1.0),
-                loss_bbox=dict(type='GIoULoss', loss_weight=10.0))
-            for stds in [[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
-                         [0.033, 0.033, 0.067, 0.067]]
+                head, in_channels=32, conv_out_channels=32, fc_out_channels=64)
+            for head in _base_.model.roi_head.bbox_head
         ],
         mask_roi_extractor=dict(out_channels=32),
         mask_head=dict(in_channels=32, conv_out_channels=32)),
     train_cfg=dict(
         rpn_proposal=dict(nms_pre=500, max_per_img=200),
         rcnn=[
-            dict(
-                assigner=dict(
-                    type='MaxIoUAssigner',
-                    pos_iou_thr=iou,
-                    neg_iou_thr=iou,
-                    min_pos_iou=iou,
-                    match_low_quality=False,
-                    ignore_iof_thr=-1),
-                sampler=dict(
-                    type='RandomSampler',
-                    num=128,
-                    pos_fraction=0.25,
-                    neg_pos_ub=-1,
-                    add_gt_as_proposals=True),
-                mask_size=28,
-                pos_weight=-1,
-                debug=False) for iou in (0.5, 0.6, 0.7)
+            dict(stage, sampler=dict(stage.sampler, num=128))
+            for stage in _base_.model.train_cfg.rcnn
         ]),
     test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100)))
 
