@@ -15,6 +15,7 @@ import slak_mm  # noqa: F401
 from slak_mm.engine import DynamicSparseHook, MaskedExponentialMovingAverage
 from slak_mm.models import SLaK
 from slak_mm.sparse import SparseMasking
+from slak_mm.utils import checkpoint_safe_globals
 
 
 class ToyClassifier(BaseModel):
@@ -49,15 +50,17 @@ class ToyData(Dataset):
 
 def _runner(work_dir, hook, max_iters=8, optim_wrapper=None, **kwargs):
     torch.manual_seed(0)  # the same initial head weights in every run
-    return Runner(
-        model=ToyClassifier(),
-        work_dir=str(work_dir),
-        train_dataloader=dict(
+    kwargs.setdefault(
+        'train_dataloader',
+        dict(
             dataset=ToyData(),
             sampler=dict(type='DefaultSampler', shuffle=True),
             batch_size=4,
             num_workers=0,
-            collate_fn=dict(type='default_collate')),
+            collate_fn=dict(type='default_collate')))
+    return Runner(
+        model=ToyClassifier(),
+        work_dir=str(work_dir),
         optim_wrapper=optim_wrapper or dict(
             optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.05)),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
@@ -80,6 +83,11 @@ def _ema_hook(runner):
     return next(h for h in runner.hooks if isinstance(h, EMAHook))
 
 
+def _load(path):
+    """A Runner checkpoint, through the safe loader (mmengine's objects
+    allowed only here)."""
+    with checkpoint_safe_globals():
+        return torch.load(path, weights_only=True)
 
 
 def _assert_sparse(model, masks):
@@ -107,8 +115,8 @@ def test_dynamic_training_resume_is_bit_exact(tmp_path):
     final_a = hook.masking.state_dict()
     weights_a = {k: v.clone() for k, v in runner.model.state_dict().items()}
 
-    ckpt4 = torch.load(tmp_path / 'a' / 'iter_4.pth', weights_only=True)
-    ckpt8 = torch.load(tmp_path / 'a' / 'iter_8.pth', weights_only=True)
+    ckpt4 = _load(tmp_path / 'a' / 'iter_4.pth')
+    ckpt8 = _load(tmp_path / 'a' / 'iter_8.pth')
     saved4 = ckpt4['sparse_training']['masks']
     assert ckpt8['sparse_training']['masks'].keys() == final_a.keys()
     for k in final_a:
@@ -123,7 +131,8 @@ def test_dynamic_training_resume_is_bit_exact(tmp_path):
         copy.deepcopy(HOOK),
         resume=True,
         load_from=str(tmp_path / 'a' / 'iter_4.pth'))
-    runner_b.train()
+    with checkpoint_safe_globals():  # --resume loads a Runner checkpoint
+        runner_b.train()
     hook_b = _hook(runner_b)
     final_b = hook_b.masking.state_dict()
     for k in final_a:
@@ -396,8 +405,7 @@ def test_ema_obeys_masks_whatever_the_priority(tmp_path):
         ema = _ema_hook(runner).ema_model
         weights = runner.model.state_dict()
         _assert_ema_follows_masks(ema.module.state_dict(), masks, weights)
-        ckpt = torch.load(
-            tmp_path / priority / 'iter_8.pth', weights_only=True)
+        ckpt = _load(tmp_path / priority / 'iter_8.pth')
         # EMAHook swaps them: `state_dict` holds the EMA weights,
         # `ema_state_dict` the trained ones
         _assert_ema_follows_masks(ckpt['state_dict'], masks, weights)
@@ -424,15 +432,16 @@ def test_resume_is_bit_exact_with_ema(tmp_path):
     hooks = [dict(HOOK, update_interval=3), _ema_cfg()]
     runner = _runner(tmp_path / 'a', copy.deepcopy(hooks), max_iters=8)
     runner.train()
-    final = torch.load(tmp_path / 'a' / 'iter_8.pth', weights_only=True)
+    final = _load(tmp_path / 'a' / 'iter_8.pth')
     runner_b = _runner(
         tmp_path / 'b',
         copy.deepcopy(hooks),
         max_iters=8,
         resume=True,
         load_from=str(tmp_path / 'a' / 'iter_4.pth'))
-    runner_b.train()
-    resumed = torch.load(tmp_path / 'b' / 'iter_8.pth', weights_only=True)
+    with checkpoint_safe_globals():  # --resume loads a Runner checkpoint
+        runner_b.train()
+    resumed = _load(tmp_path / 'b' / 'iter_8.pth')
     for key in ('state_dict', 'ema_state_dict'):
         assert final[key].keys() == resumed[key].keys()
         for name, value in final[key].items():  # bit for bit
@@ -453,11 +462,26 @@ class _FirstBatch(Hook):
             self.batch = data_batch
 
 
-def test_snip_uses_the_first_shuffled_batch(tmp_path):
+@pytest.mark.parametrize('sampler', ['DefaultSampler', 'InfiniteSampler'])
+@pytest.mark.parametrize('num_workers', [0, 2])
+def test_snip_uses_the_first_shuffled_batch(tmp_path, sampler, num_workers):
     """The SNIP batch is the one the training loop gets first (epoch 0 of
-    the shuffled sampler), not the first samples of the dataset."""
+    the shuffled sampler), not the first samples of the dataset; with an
+    InfiniteSampler (one index stream shared by its iterators) and loader
+    workers reading ahead, too, and the training stream is left intact
+    (the run goes on past the batches the workers had prefetched)."""
     spy = _FirstBatch()
-    runner = _runner(tmp_path, dict(HOOK), max_iters=1)
+    runner = _runner(
+        tmp_path,
+        dict(HOOK),
+        max_iters=12,
+        train_dataloader=dict(
+            dataset=ToyData(),
+            sampler=dict(type=sampler, shuffle=True),
+            batch_size=4,
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0,
+            collate_fn=dict(type='default_collate')))
     runner.register_hook(spy)
     seen = {}
     hook = _hook(runner)

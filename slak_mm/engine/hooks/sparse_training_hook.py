@@ -1,5 +1,6 @@
 """SLaK's dynamic sparse training as an mmengine hook, for any Runner
 (mmpretrain, mmseg, mmdet)."""
+import copy
 import math
 import time
 from typing import Dict, Optional
@@ -7,6 +8,7 @@ from typing import Dict, Optional
 import torch
 import torch.distributed as torch_dist
 import torch.nn.functional as F
+from mmengine.dataset import InfiniteSampler
 from mmengine.dist import is_distributed
 
 from slak_mm.registry import HOOKS
@@ -271,9 +273,22 @@ class DynamicSparseHook(MaskedTrainingHook):
         batch ``next(iter(train_loader))`` of the official SNIP), built from
         the loader's batch sampler and collate function. The loader itself
         is not iterated: a second iterator over a loader with persistent
-        workers would reset the training loop's own iterator."""
+        workers would reset the training loop's own iterator.
+
+        mmengine's ``InfiniteSampler`` (iteration-based runs) gives all its
+        iterators one shared index stream, which the training loop's
+        workers have already started to read (and which closing a second
+        iterator would end); the batch is then drawn through a fresh
+        sampler with the same dataset, shuffle and seed, i.e. the same
+        stream from its start."""
         loader = runner.train_dataloader
-        indices = next(iter(loader.batch_sampler))
+        batch_sampler = loader.batch_sampler
+        sampler = getattr(batch_sampler, 'sampler', None)
+        if isinstance(sampler, InfiniteSampler):
+            fresh = InfiniteSampler(
+                sampler.dataset, shuffle=sampler.shuffle, seed=sampler.seed)
+            batch_sampler = copy.deepcopy(batch_sampler, {id(sampler): fresh})
+        indices = next(iter(batch_sampler))
         return loader.collate_fn([loader.dataset[i] for i in indices])
 
     def _snip_loss(self, model, batch) -> torch.Tensor:
