@@ -41,7 +41,8 @@ PIP=("$VPY" -m pip)
 # is the editable install of THIS checkout.
 stamp="$VENV/.slak_mm_stamp"
 want="$(cat "$ROOT/requirements.txt" "$ROOT/requirements/tests.txt" \
-        "$CONSTRAINTS" "$ROOT/tools/setup_env.sh" | sha1sum | cut -d' ' -f1)"
+        "$ROOT/requirements/deploy.txt" "$CONSTRAINTS" \
+        "$ROOT/tools/setup_env.sh" | sha1sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
     && (cd / && "$VPY" -c "import mmcv._ext, mmseg, mmdet, mmpretrain, os, \
 slak_mm; assert os.path.dirname(os.path.dirname(os.path.realpath(\
@@ -107,8 +108,9 @@ if ! "$VPY" -c "import mmcv, mmcv._ext; assert mmcv.__version__ == '2.1.0'" \
     stage "mmcv 2.1.0 install" pip_c --no-deps "$WHEELS"/mmcv-2.1.0-*.whl
 fi
 
-stage "OpenMMLab toolboxes and test requirements" \
-    pip_c -r "$ROOT/requirements.txt" -r "$ROOT/requirements/tests.txt"
+stage "OpenMMLab toolboxes, test and export requirements" \
+    pip_c -r "$ROOT/requirements.txt" -r "$ROOT/requirements/tests.txt" \
+    -r "$ROOT/requirements/deploy.txt"
 stage "slak_mm (editable)" \
     pip_c --no-build-isolation --no-deps -e "$ROOT"
 stage "pip check" "${PIP[@]}" check
