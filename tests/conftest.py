@@ -35,6 +35,15 @@ def ade20k_mini(shared_data):
 
 
 @pytest.fixture(scope='session')
+def imagenet_mini(shared_data):
+    root = osp.join(shared_data, 'imagenet_mini')
+    for split in ('train', 'val'):
+        if not osp.isfile(osp.join(root, 'meta', f'{split}.txt')):
+            pytest.skip(f'{root}/meta/{split}.txt not found')
+    return root
+
+
+@pytest.fixture(scope='session')
 def voc2007_mini(shared_data):
     root = osp.join(shared_data, 'voc2007_mini', 'VOCdevkit')
     if not osp.isdir(osp.join(root, 'VOC2007')):

@@ -1,9 +1,7 @@
 """tools/analysis: FLOPs (dense / non-zero), ERF, sparsity report, curves."""
 import csv
 import json
-import os
 import os.path as osp
-import subprocess
 import sys
 
 import numpy as np
@@ -16,22 +14,16 @@ from PIL import Image
 
 from slak_mm.analysis import complexity, high_contribution_area_ratios
 from slak_mm.models import SLaK
+
 from .conftest import REPO_ROOT
+from .tool_runs import run_tool
 
 MINI_CONFIG = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
                        'upernet_slak_mini_ade20k.py')
 
 
 def _run(args):
-    proc = subprocess.run([sys.executable] + args,
-                          cwd=REPO_ROOT,
-                          env=dict(os.environ, PYTHONPATH=REPO_ROOT),
-                          stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    return proc.stdout
+    return run_tool([sys.executable] + args, timeout=600)
 
 
 class _FunctionalConv(nn.Module):
@@ -153,8 +145,9 @@ def test_plot_logs_tool(tmp_path):
     run.mkdir(parents=True)
     with open(run / 'scalars.json', 'w') as f:
         for i in range(1, 6):
+            # as LocalVisBackend writes them: with the global `step`
             f.write(json.dumps(dict(iter=i, loss=5. - i, lr=1e-3,
-                                    sparse_density=0.6)) + '\n')
+                                    sparse_density=0.6, step=i)) + '\n')
         f.write(json.dumps(dict(mIoU=3.2, step=5)) + '\n')
     out = _run(['tools/analysis/plot_logs.py', str(tmp_path)])
     assert 'loss' in out and 'mIoU' in out

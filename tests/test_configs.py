@@ -14,7 +14,7 @@ from slak_mm.models import LargeKernelConvNeXt
 from slak_mm.utils import fall_back_to_fp32_without_cuda
 
 from .conftest import REPO_ROOT
-from .model_builds import build_model
+from slak_mm.apis import build_model
 
 ALL_CONFIG_FILES = sorted(
     glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'), recursive=True))

@@ -7,9 +7,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmengine.registry import MODELS, DefaultScope
+from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint, save_checkpoint
 
+from slak_mm.apis import build_model
 from slak_mm.models import DecomposedLargeKernelConv, SLaK
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -241,8 +242,7 @@ def test_converter_tool(config, toolbox, tmp_path):
         'model.backbone.deploy': True,
         'model.backbone.init_cfg': None
     })
-    with DefaultScope.overwrite_default_scope(toolbox):
-        deployed = MODELS.build(cfg.model)
+    deployed = build_model(cfg)
     loaded = load_checkpoint(deployed, out, map_location='cpu', strict=True)
     assert loaded['meta'] == dict(epoch=3, slak_deploy=True)
     model.eval()

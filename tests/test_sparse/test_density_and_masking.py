@@ -91,7 +91,7 @@ def test_select_sparse_weights():
         'branch_kxs.conv.weight', 'branch_sxk.conv.weight'}
     undecomposed = SLaK(
         dict(depths=[1, 1, 1, 1], channels=[8, 8, 16, 16]),
-        kernel_size=[9, 7, 7, 5, 3], decompose=False)
+        kernel_size=[9, 7, 7, 5, 3], mixer_cfg=dict(decompose=False))
     lk = select_sparse_weights(undecomposed, 'large_kernels')
     assert len(lk) == 4 and all('branch_kxk' in n for n in lk)
     assert select_sparse_weights(model, 'all', prefix='head.') == [

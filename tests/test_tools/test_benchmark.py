@@ -1,10 +1,10 @@
 """Smoke test of tools/analysis/benchmark.py on a toy architecture (speed
 itself is only measured by the script, never asserted)."""
 import json
-import os.path as osp
-import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+import pytest
+
+from ..tool_runs import import_tool
 
 TOY = dict(
     slak=dict(
@@ -17,12 +17,7 @@ TOY = dict(
 
 
 def _import_benchmark():
-    sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis'))
-    try:
-        import benchmark
-    finally:
-        sys.path.pop(0)
-    return benchmark
+    return import_tool('analysis/benchmark.py')
 
 
 def test_benchmark_main_writes_json_and_markdown(tmp_path, capsys):
@@ -97,7 +92,7 @@ def test_benchmark_target_check_and_markdown():
     # paired per-round ratios: a slow round for both models cancels out
     rows[-1].update(times_ms=[60., 120., 600.], median_ms=120.)
     rows[1]['times_ms'] = [30., 60., 30.]
-    benchmark._add_ratios(rows)
+    benchmark.add_ratios(rows)
     checks = {c['target']: c for c in benchmark.check_targets(rows)}
     assert checks['SLaK-T eval <= 1.2x ConvNeXt-T']['met']
     assert not checks['SLaK-T deploy <= 1.1x ConvNeXt-T']['met']
@@ -145,7 +140,6 @@ def test_benchmark_shiftwise_rows(tmp_path):
 
 
 def test_benchmark_shiftwise_needs_sw_arguments():
-    import pytest
     benchmark = _import_benchmark()
     toy = {k: v for k, v in TOY.items() if k != 'sw'}
     with pytest.raises(SystemExit):

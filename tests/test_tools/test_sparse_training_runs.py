@@ -4,37 +4,26 @@ CI)."""
 import os
 import os.path as osp
 import re
-import subprocess
 import sys
 
 import pytest
 import torch
 
-import slak_mm  # noqa: F401
+from slak_mm.utils import load_checkpoint_file
+
 from ..conftest import REPO_ROOT
+from ..tool_runs import data_root_options, run_dist_train, run_tool
 
 CONFIG = osp.join(REPO_ROOT, 'tests', 'data', 'configs',
                   'upernet_slak_t_sparse_ade20k.py')
 
 
 def _options(root):
-    return [
-        f'{loader}.dataset.data_root={root}'
-        for loader in ('train_dataloader', 'test_dataloader')
-    ]
+    return data_root_options(root, ('train_dataloader', 'test_dataloader'))
 
 
-def _run(cmd, env=None):
-    proc = subprocess.run(
-        cmd,
-        cwd=REPO_ROOT,
-        env=dict(os.environ, PYTHONPATH=REPO_ROOT, **(env or {})),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-5000:]
-    return proc.stdout
+def _run(cmd):
+    return run_tool(cmd, timeout=1200)
 
 
 @pytest.mark.slow
@@ -50,7 +39,7 @@ def test_upernet_slak_t_dynamic_sparsity(tmp_path, ade20k_coco_mini):
     assert end, out[-3000:]
     assert float(end.group(1)) == pytest.approx(0.6, abs=0.01)
     # the checkpoint holds the masks and the weights obey them
-    ckpt = torch.load(work_dir / 'iter_4.pth', weights_only=True)
+    ckpt = load_checkpoint_file(str(work_dir / 'iter_4.pth'))
     masks = ckpt['sparse_training']['masks']
     assert any('large_kernel.branch_sxk' in n for n in masks)
     kept = sum(int(m.sum()) for m in masks.values())
@@ -66,13 +55,13 @@ def test_upernet_slak_t_dynamic_sparsity(tmp_path, ade20k_coco_mini):
     torch.cuda.is_available(), reason='checks the CPU (gloo) path')
 def test_two_processes_hold_identical_masks(tmp_path, ade20k_coco_mini):
     work_dir = tmp_path / 'dist'
-    out = _run([
-        'bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir',
-        str(work_dir), '--cfg-options', *_options(ade20k_coco_mini)
-    ],
-               env=dict(
-                   PYTHON=sys.executable,
-                   PORT=str(29600 + os.getpid() % 1000)))
+    out = run_dist_train(
+        CONFIG, [
+            '--work-dir',
+            str(work_dir), '--cfg-options', *_options(ade20k_coco_mini)
+        ],
+        port=29600 + os.getpid() % 1000,
+        timeout=1200)
     assert 'GPU number: 2' in out
     # the hook compares the SHA-1 of all masks across processes at start,
     # at every update and at the end (it raises if they differ)

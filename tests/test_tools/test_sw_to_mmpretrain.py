@@ -21,7 +21,7 @@ import torch
 import slak_mm  # noqa: F401  (registers slak_mm.ShiftWiseV1 / V2)
 from slak_mm.converters import OfficialCheckpointError, convert_sw_state_dict
 from ..conftest import REPO_ROOT
-from ..model_builds import build_model
+from slak_mm.apis import build_model
 
 TINY = dict(depths=[1, 1, 2, 1], channels=[8, 16, 16, 24])
 KERNELS = [9, 7, 5, 5, 3]

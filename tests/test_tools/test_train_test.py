@@ -6,7 +6,6 @@ import importlib.util
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 
 import pytest
@@ -17,6 +16,7 @@ from slak_mm.utils import (checkpoint_safe_globals,
                            fall_back_to_fp32_without_cuda)
 from ..conftest import REPO_ROOT
 from ..tool_runs import data_root_options as _data_options
+from ..tool_runs import run_dist_train
 from ..tool_runs import run_tool as _run
 from ..tool_runs import training_records as _scalars
 
@@ -144,25 +144,15 @@ def test_resume_continues_from_checkpoint(tmp_path, ade20k_coco_mini):
     torch.cuda.is_available(), reason='checks the CPU (gloo) path')
 def test_dist_train_two_cpu_processes(tmp_path, ade20k_coco_mini):
     work_dir = tmp_path / 'dist'
-    env_port = str(29500 + os.getpid() % 1000)
-    args = [
-        'bash', 'tools/dist_train.sh', MINI_CONFIG, '2', '--work-dir',
-        str(work_dir), '--cfg-options', *_data_options(ade20k_coco_mini),
-        'train_cfg.max_iters=4', 'val_cfg=None', 'val_dataloader=None',
-        'val_evaluator=None', 'default_hooks.checkpoint.interval=4'
-    ]
-    env = dict(
-        os.environ, PYTHON=sys.executable, PORT=env_port, PYTHONPATH=REPO_ROOT)
-    proc = subprocess.run(
-        args,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=900)
-    assert proc.returncode == 0, proc.stdout[-5000:]
-    assert 'Distributed training: True' in proc.stdout
+    out = run_dist_train(
+        MINI_CONFIG, [
+            '--work-dir',
+            str(work_dir), '--cfg-options', *_data_options(ade20k_coco_mini),
+            'train_cfg.max_iters=4', 'val_cfg=None', 'val_dataloader=None',
+            'val_evaluator=None', 'default_hooks.checkpoint.interval=4'
+        ],
+        port=29500 + os.getpid() % 1000)
+    assert 'Distributed training: True' in out
     # mmengine reports the world size as the 'GPU number'
-    assert 'GPU number: 2' in proc.stdout
+    assert 'GPU number: 2' in out
     assert (work_dir / 'iter_4.pth').exists()

@@ -4,7 +4,6 @@ initializer and the key check of ``tools/test.py``
 import argparse
 import collections
 import pickle
-import subprocess
 import sys
 
 import numpy as np
@@ -18,6 +17,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import CheckpointLoader, Runner
 
 import slak_mm  # noqa: F401  (registers CheckedPretrained)
+from ..tool_runs import run_tool
 from slak_mm.utils import (CheckpointKeysHook, CheckpointUnpicklingError,
                            checkpoint_safe_globals, pretrained)
 
@@ -88,10 +88,7 @@ assert after == before, [g for g in after if g not in before]
 assert not any(g in after for g in mmengine_safe_globals())
 print('unchanged')
 """
-    out = subprocess.run([sys.executable, '-c', code],
-                         capture_output=True,
-                         text=True)
-    assert out.returncode == 0 and 'unchanged' in out.stdout, out.stderr
+    assert 'unchanged' in run_tool([sys.executable, '-c', code])
 
 
 class _Sneaky:

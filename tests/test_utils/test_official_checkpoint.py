@@ -28,7 +28,7 @@ from slak_mm.converters import (OfficialCheckpointError,
                                 load_official_checkpoint)
 from slak_mm.utils import check_checkpoint_keys, load_checkpoint_file
 from ..conftest import REPO_ROOT
-from ..model_builds import build_model
+from slak_mm.apis import build_model
 from ..tool_runs import run_tool
 
 ATOL = 1e-4

@@ -13,7 +13,6 @@ Examples::
     python tools/analysis/get_flops.py configs/slak_t_in1k.py --sparsity 0.4
 """
 import argparse
-import importlib
 import json
 import os
 import os.path as osp
@@ -21,10 +20,9 @@ import os.path as osp
 import torch
 import torch.nn as nn
 from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
 from slak_mm.analysis import complexity
+from slak_mm.apis import build_model
 from slak_mm.sparse import (SparseMasking, erk_densities,
                             select_sparse_weights, uniform_densities)
 from slak_mm.utils import get_config_scope
@@ -96,13 +94,7 @@ def main():
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     scope = get_config_scope(cfg)
-    init_default_scope(scope)
-    registry = importlib.import_module(f'{scope}.registry')
-    cfg.model.backbone.pop('init_cfg', None)
-    model = registry.MODELS.build(cfg.model)
-    model.eval()
-    if args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
+    model = build_model(cfg, args.checkpoint, init_cfg=None).eval()
     if args.sparsity is not None:
         if not 0. <= args.sparsity < 1.:
             raise ValueError(f'--sparsity must be in [0, 1), got '

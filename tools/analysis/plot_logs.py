@@ -1,80 +1,75 @@
-"""Training curves of a work_dir (loss, lr, sparsity, metrics) as PNG.
+"""Curves of a work_dir's latest run (loss, lr, sparsity, metrics) as a PNG,
+one panel per key.
 
-Reads the ``vis_data/scalars.json`` that mmengine's LocalVisBackend writes
-in each run directory (``<work_dir>/<timestamp>/``, the latest run unless
-``--run`` is given) and plots every requested key against the iteration
-(training records) or the step of validation records.
-
-Example::
+A wrapper of mmpretrain's ``tools/analysis_tools/analyze_logs.py`` (shipped
+in the package, under ``mmpretrain/.mim/``): the records are read with
+``mmpretrain.utils.load_json_log`` from the ``vis_data/scalars.json`` that
+mmengine's LocalVisBackend writes for any toolbox, and every key is drawn
+by the script's ``plot_curve_helper`` (training keys against the
+iteration or epoch, validation keys against the validation step). Keys
+absent from the log are skipped. Example::
 
     python tools/analysis/plot_logs.py work_dirs/demo_upernet_slak_t \\
         --keys loss lr sparse_density mIoU
 """
 import argparse
 import glob
-import json
 import os.path as osp
+import runpy
 
 import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+import mmpretrain  # noqa: E402
+from mmpretrain.utils import load_json_log  # noqa: E402
 
+ANALYZE_LOGS = osp.join(
+    osp.dirname(mmpretrain.__file__), '.mim', 'tools', 'analysis_tools',
+    'analyze_logs.py')
 DEFAULT_KEYS = ('loss', 'lr', 'sparse_density', 'mIoU', 'accuracy/top1',
                 'coco/bbox_mAP', 'pascal_voc/mAP')
 
 
-def find_scalars(work_dir, run=None):
-    pattern = osp.join(work_dir, run or '*', 'vis_data', 'scalars.json')
-    files = sorted(glob.glob(pattern), key=osp.getmtime)
-    if not files:
-        raise FileNotFoundError(f'no {pattern}')
-    return files[-1]
+def main(argv=None):
+    """Run the command line ``argv`` (default ``sys.argv[1:]``).
 
-
-def read_records(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def curves(records, keys):
-    """``{key: ([x], [y])}`` for the keys present; x = iter for training
-    records, step otherwise."""
-    result = {}
-    for record in records:
-        x = record.get('iter', record.get('step'))
-        for key in keys:
-            if key in record and x is not None:
-                xs, ys = result.setdefault(key, ([], []))
-                xs.append(x)
-                ys.append(record[key])
-    return result
-
-
-def main():
+    Raises:
+        FileNotFoundError: If the work_dir holds no ``scalars.json``.
+        ValueError: If none of ``--keys`` is in the log.
+    """
     parser = argparse.ArgumentParser(description='Plot training curves')
     parser.add_argument('work_dir')
     parser.add_argument('--run', help='timestamp dir (default: latest)')
     parser.add_argument('--keys', nargs='+', default=list(DEFAULT_KEYS))
-    parser.add_argument('--out', help='PNG path (default: '
-                        '<work_dir>/curves.png)')
-    args = parser.parse_args()
+    parser.add_argument('--out', help='default: <work_dir>/curves.png')
+    args = parser.parse_args(argv)
 
-    path = find_scalars(args.work_dir, args.run)
-    data = curves(read_records(path), args.keys)
-    if not data:
-        raise ValueError(f'none of {args.keys} in {path}')
+    pattern = osp.join(args.work_dir, args.run or '*', 'vis_data',
+                       'scalars.json')
+    paths = sorted(glob.glob(pattern), key=osp.getmtime)[-1:]
+    if not paths:
+        raise FileNotFoundError(f'no {pattern}')
+    log = load_json_log(paths[0])
+    # the keys analyze_logs accepts: those of the first record of a phase
+    logged = set().union(*(records[0] for records in log.values() if records))
+    keys = [key for key in args.keys if key in logged]
+    if not keys:
+        raise ValueError(f'--keys: none of {args.keys} in {paths[0]}; it '
+                         f'logs {sorted(logged)}.')
+    plot_curve_helper = runpy.run_path(ANALYZE_LOGS)['plot_curve_helper']
     fig, axes = plt.subplots(
-        1, len(data), figsize=(4 * len(data), 3.2), squeeze=False)
-    for ax, (key, (xs, ys)) in zip(axes[0], data.items()):
-        ax.plot(xs, ys, marker='.' if len(xs) < 30 else None)
+        1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        plt.sca(ax)
+        plot_curve_helper([log], [key], argparse.Namespace(json_logs=paths),
+                          [key])
+        plt.setp(ax.lines, marker='.')  # a single validation is a dot
         ax.set_title(key)
-        ax.set_xlabel('iteration')
-        ax.grid(alpha=0.3)
     fig.tight_layout()
     out = args.out or osp.join(args.work_dir, 'curves.png')
     fig.savefig(out, dpi=100)
-    print(f'read {path}\nwritten: {out} ({", ".join(data)})')
+    print(f'written: {out} ({", ".join(keys)})')
 
 
 if __name__ == '__main__':

@@ -32,8 +32,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.utils import track_iter_progress  # noqa: E402
 
-import slak_mm  # noqa: F401,E402  (safe loading of mmengine checkpoints)
 from slak_mm.sparse import group_of  # noqa: E402
+from slak_mm.utils import load_checkpoint_file  # noqa: E402
 
 BRANCH = re.compile(r'(.*large_kernel)\.branch_(kxs|sxk|sxs)\.conv\.weight$')
 
@@ -49,7 +49,7 @@ def parse_args():
 
 
 def load_state(path):
-    ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    ckpt = load_checkpoint_file(path)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     masks = ckpt.get('sparse_training', {}).get('masks', {}) \
         if isinstance(ckpt, dict) else {}

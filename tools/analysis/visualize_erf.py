@@ -28,14 +28,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner import load_checkpoint  # noqa: E402
 from mmengine.utils import track_iter_progress  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from slak_mm.analysis import (erf_contribution, erf_heatmap,  # noqa: E402
                               high_contribution_area_ratios)
-from slak_mm.utils import get_config_scope  # noqa: E402
+from slak_mm.apis import build_model  # noqa: E402
+from slak_mm.utils import checkpoint_safe_globals  # noqa: E402
 
 MEAN = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
 STD = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
@@ -66,28 +66,31 @@ def parse_args():
     return parser.parse_args()
 
 
+def load_or_init(backbone, checkpoint=None):
+    """Load a backbone's weights from ``checkpoint`` (keys with or without
+    the ``backbone.`` prefix, mmengine checkpoint objects allowed), or
+    initialise them when it is None."""
+    if checkpoint:
+        with checkpoint_safe_globals():
+            load_checkpoint(
+                backbone,
+                checkpoint,
+                map_location='cpu',
+                revise_keys=[(r'^backbone\.', '')])
+    else:
+        backbone.init_weights()
+    return backbone
+
+
 def build_backbone(args):
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    scope = get_config_scope(cfg)
-    init_default_scope(scope)
-    from mmengine.registry import MODELS
-    backbone_cfg = cfg.model.backbone.copy()
-    backbone_cfg.pop('init_cfg', None)
-    backbone_cfg['gap_before_final_norm'] = False
+    overrides = dict(init_cfg=None, gap_before_final_norm=False)
     if args.layer_scale is not None:
-        backbone_cfg['layer_scale_init_value'] = args.layer_scale
-    backbone = MODELS.build(backbone_cfg)
-    if args.checkpoint:
-        load_checkpoint(
-            backbone,
-            args.checkpoint,
-            map_location='cpu',
-            revise_keys=[(r'^backbone\.', '')])
-    else:
-        backbone.init_weights()
-    return backbone
+        overrides['layer_scale_init_value'] = args.layer_scale
+    return load_or_init(build_model(cfg, **overrides).backbone,
+                        args.checkpoint)
 
 
 def build_reference(arch, checkpoint=None, layer_scale=None):
@@ -96,15 +99,7 @@ def build_reference(arch, checkpoint=None, layer_scale=None):
         layer_scale_init_value=layer_scale)
     model = ConvNeXt(
         arch=arch, out_indices=(3, ), gap_before_final_norm=False, **kwargs)
-    if checkpoint:
-        load_checkpoint(
-            model,
-            checkpoint,
-            map_location='cpu',
-            revise_keys=[(r'^backbone\.', '')])
-    else:
-        model.init_weights()
-    return model
+    return load_or_init(model, checkpoint)
 
 
 def load_images(folder, num, size):
