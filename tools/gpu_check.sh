@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check, in one go: the `cuda` tests (tests/test_cuda.py) and the
-# GPU rows of the benchmark, their output written to OUT_DIR.
+# GPU rows of the benchmark (img/s and peak memory of SLaK-T/S/B and
+# SW-v1/v2 against mmpretrain's ConvNeXt-T/S/B measured in the same run;
+# batch 64 and 128 at 224x224; training under AMP fp16, inference in
+# train and deploy form in fp16, bf16 and fp32), written to OUT_DIR.
 #
 # Made for a bare GPU machine: Python with torch, torchvision and Triton,
 # no mm* packages, no network. The pure-Python wheels it needs (mmengine,
@@ -66,8 +69,17 @@ status=0
 say "cuda tests done (pytest exit $status)"
 
 say "GPU benchmark"
-"$PY" tools/analysis/benchmark.py --device cuda \
-    --out "$OUT/benchmark_gpu.json" 2>&1 | tee "$OUT/benchmark_gpu.txt" ||
-    status=$?
+bench() {  # NAME, then benchmark.py arguments
+    local name="$1"; shift
+    "$PY" tools/analysis/benchmark.py --device cuda --models tiny small base \
+        --shiftwise v1 v2 --batch-sizes 64 128 --input-size 224 \
+        --repeats 3 --warmup 1 --out-dir "$OUT/$name" "$@" 2>&1 |
+        tee "$OUT/$name.txt" || status=$?
+    say "benchmark $name done"
+}
+bench train_amp_fp16 --modes train --dtype fp16
+bench infer_fp16 --modes eval deploy --dtype fp16
+bench infer_bf16 --modes eval deploy --dtype bf16
+bench infer_fp32 --modes eval deploy --dtype fp32
 say "done (exit $status); output in $OUT"
 exit "$status"

@@ -147,3 +147,43 @@ def test_benchmark_shiftwise_needs_sw_arguments():
                              dict(toy=toy))
     args = benchmark.parse_args(['--models', 't', '--shiftwise', 'v2'])
     assert args.models == ['tiny'] and args.shiftwise == ['v2']
+
+
+@pytest.mark.parametrize('dtype', ['bf16', 'fp16'])
+def test_benchmark_autocast_dtype(tmp_path, dtype):
+    """``--dtype``: the timed calls run under autocast (training with a
+    GradScaler for fp16, as on the GPU rows of tools/gpu_check.sh); the
+    dtype is reported with the results."""
+    benchmark = _import_benchmark()
+    report = benchmark.main([
+        '--models', 'toy', '--batch-sizes', '2', '--input-size', '64',
+        '--repeats', '1', '--warmup', '0', '--threads', '1', '--out-dir',
+        str(tmp_path), '--dtype', dtype, '--modes', 'train', 'eval'
+    ],
+                            extra_sizes=dict(toy=TOY))
+    assert report['environment']['dtype'] == dtype
+    assert f'), {dtype}, torch' in open(report['markdown']).read()
+    modes = {(r['model'], r['mode']) for r in report['results']}
+    assert modes == {('SLaK', 'train'), ('SLaK', 'eval'),
+                     ('ConvNeXt', 'train'), ('ConvNeXt', 'eval')}
+    for row in report['results']:
+        assert row['images_per_s'] > 0
+
+
+def test_autocast_reaches_the_model():
+    """The forward of an eval row computes in the autocast dtype."""
+    import torch
+    benchmark = _import_benchmark()
+    seen = []
+
+    class Probe(torch.nn.Module):
+
+        def forward(self, x, mode='tensor'):
+            out = torch.nn.functional.linear(x.flatten(1), torch.ones(2, 12))
+            seen.append(out.dtype)
+            return out
+
+    x = torch.randn(2, 3, 2, 2)
+    benchmark.forward_fn(Probe(), x, dtype=torch.bfloat16)()
+    benchmark.forward_fn(Probe(), x)()
+    assert seen == [torch.bfloat16, torch.float32]

@@ -37,6 +37,8 @@ SIZES = {
 }
 SIZE_ALIASES = {'t': 'tiny', 's': 'small', 'b': 'base'}
 SHIFTWISE = {'v1': 'slak_mm.ShiftWiseV1', 'v2': 'slak_mm.ShiftWiseV2'}
+#: ``--dtype``: the autocast dtype of the timed calls (None: plain fp32).
+DTYPES = dict(fp32=None, fp16=torch.float16, bf16=torch.bfloat16)
 MODES = ('train', 'eval', 'deploy')
 TRAIN_PARTS = ('forward', 'backward', 'optimizer')
 #: Speed targets of the tiny models (docs/speed.md): model, mode and the
@@ -64,6 +66,11 @@ def parse_args(argv: Optional[List[str]] = None,
     add('--repeats', type=int, default=5, help='timed rounds (median)')
     add('--warmup', type=int, default=2, help='untimed rounds first')
     add('--device', default='cpu', help='cpu or cuda[:i]')
+    add('--dtype',
+        default='fp32',
+        choices=list(DTYPES),
+        help='autocast dtype of every timed call; training with fp16 also '
+        'scales the loss (GradScaler), as AmpOptimWrapper does')
     add('--threads', type=int, help='default: torch.get_num_threads()')
     add('--out-dir', default='work_dirs/benchmark')
     add('--official-reference',
@@ -116,35 +123,51 @@ def build_variants(size_cfg: dict, args) -> Dict[str, nn.Module]:
         variants['SLaK-deploy'] = build('slak_mm.SLaK', 'slak', deploy=True)
     if args.official_reference:
         variants['SLaK-official'] = build(
-            'slak_mm.SLaK', 'slak', fast_path=False)
+            'slak_mm.SLaK', 'slak', mixer_cfg=dict(fast_path=False))
     for version in args.shiftwise:
         variants[f'SW-{version}'] = build(SHIFTWISE[version], 'sw')
         if args.official_reference:
             variants[f'SW-{version}-plain'] = build(
-                SHIFTWISE[version], 'sw', fast_path=False)
+                SHIFTWISE[version], 'sw', mixer_cfg=dict(fast_path=False))
     variants['ConvNeXt'] = build('mmpretrain.ConvNeXt', 'convnext')
     return variants
 
 
-def forward_fn(model: nn.Module, x: torch.Tensor, compile_model=False):
+def autocast(x: torch.Tensor, dtype: Optional[torch.dtype]):
+    """``torch.autocast`` on the device of ``x`` (off for None)."""
+    return torch.autocast(
+        x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def forward_fn(model: nn.Module,
+               x: torch.Tensor,
+               compile_model=False,
+               dtype: Optional[torch.dtype] = None):
     """One eval-mode forward of ``x`` ``(N, 3, H, W)`` under ``no_grad``
-    (the ``eval`` and ``deploy`` rows)."""
+    (the ``eval`` and ``deploy`` rows), autocast to ``dtype``."""
     run = torch.compile(model) if compile_model else model
 
     def forward():
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast(x, dtype):
             run(x, mode='tensor')
 
     return forward
 
 
-def train_step_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                  compile_model: bool, sync: Callable) -> Callable:
-    """One AdamW step on ``(x, y)``; returns its parts in seconds
+def train_step_fn(model: nn.Module,
+                  x: torch.Tensor,
+                  y: torch.Tensor,
+                  compile_model: bool,
+                  sync: Callable,
+                  dtype: Optional[torch.dtype] = None) -> Callable:
+    """One AdamW step on ``(x, y)``, the forward autocast to ``dtype``
+    (with loss scaling for fp16); returns its parts in seconds
     (``forward`` with the loss, ``backward``, ``optimizer``)."""
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=1e-4, weight_decay=0.05)
+    scaler = torch.amp.GradScaler(
+        x.device.type, enabled=dtype is torch.float16)
     run = torch.compile(model) if compile_model else model
 
     def step():
@@ -156,11 +179,13 @@ def train_step_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             sync()
             marks.append(time.perf_counter())
 
-        loss = F.cross_entropy(run(x, mode='tensor'), y)
+        with autocast(x, dtype):
+            loss = F.cross_entropy(run(x, mode='tensor'), y)
         lap()
-        loss.backward()
+        scaler.scale(loss).backward()
         lap()
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         lap()
         return {p: b - a for p, a, b in zip(TRAIN_PARTS, marks, marks[1:])}
 
@@ -296,11 +321,14 @@ def benchmark_size(size: str, size_cfg: dict, args):
         phases = []
         if 'train' in args.modes:
             phases.append(
-                ('train', lambda m: train_step_fn(m, x, y, args.compile, sync),
+                ('train', lambda m: train_step_fn(m, x, y, args.compile, sync,
+                                                  DTYPES[args.dtype]),
                  train_names))
         if 'eval' in args.modes or 'deploy' in args.modes:
-            phases.append(('eval', lambda m: forward_fn(m, x, args.compile),
-                           forward_names))
+            phases.append(
+                ('eval',
+                 lambda m: forward_fn(m, x, args.compile, DTYPES[args.dtype]),
+                 forward_names))
         if args.breakdown:
             phases.append(('breakdown', lambda m: breakdown_fn(m, x, sync),
                            forward_names))
@@ -393,6 +421,7 @@ def environment(args) -> dict:
         cpu_count=os.cpu_count(),
         threads=args.threads,
         device=args.device,
+        dtype=args.dtype,
         args=vars(args))
     if torch.device(args.device).type == 'cuda':
         env['gpu'] = torch.cuda.get_device_name(torch.device(args.device))
@@ -426,7 +455,8 @@ def to_markdown(results: List[dict],
     args = env['args']
     lines = [
         f"Device: {env['device']} ({env.get('gpu', env['processor'])}, "
-        f"{env['threads']} threads), torch {env['torch']}, input "
+        f"{env['threads']} threads), {env['dtype']}, torch {env['torch']}, "
+        f"input "
         f"{args['input_size']}x{args['input_size']}, {args['repeats']} "
         f"timed rounds after {args['warmup']} warm-up rounds, "
         f"{env['date']}.", ''
