@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 
@@ -244,6 +245,32 @@ def test_preemption_hook_arguments():
     assert hook.signals == [signal.SIGUSR2]
     hook.after_train(None)  # restores the previous handler
     assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
+
+
+def _sleep(seconds):
+    time.sleep(seconds)
+
+
+def test_forked_pool_workers_stop_on_terminate():
+    """With the hook's handlers installed, ``Pool.terminate()`` (SIGTERM
+    to its forked workers, as mmdet's VOCMetric ends its pool) still stops
+    the workers: only data-loader workers ignore the signal."""
+    hook = PreemptionHook(signals='SIGTERM')
+    try:
+        pool = multiprocessing.get_context('fork').Pool(2)
+        workers = [p.pid for p in multiprocessing.active_children()]
+        pool.map_async(_sleep, [30, 30])
+        time.sleep(0.5)
+        stopper = threading.Thread(target=pool.terminate, daemon=True)
+        stopper.start()
+        stopper.join(timeout=10)
+        hung = stopper.is_alive()
+        if hung:  # clean up before failing
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+        assert not hung, 'Pool.terminate() hangs: its workers ignore SIGTERM'
+    finally:
+        hook.after_train(None)
 
 
 # preemption in real runners --------------------------------------------------

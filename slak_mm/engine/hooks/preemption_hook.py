@@ -7,6 +7,7 @@ import threading
 from typing import Optional, Sequence, Union
 
 import torch
+from torch.utils.data import get_worker_info
 from mmengine.dist import all_reduce, barrier, is_distributed
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -44,7 +45,10 @@ class PreemptionHook(Hook):
     The handlers are installed when the hook is built, before the
     data-loader workers are forked, so that workers inherit them and
     survive a signal sent to the whole process group (as SLURM does); a
-    worker ignores the signal, and the main process stops them at exit.
+    data-loader worker ignores the signal, and the main process stops them
+    at exit. Any other forked process (e.g. the ``multiprocessing.Pool``
+    of mmdet's ``VOCMetric``, which ``Pool.terminate()`` stops with
+    SIGTERM) gets the signal's default effect.
     Outside training (before ``before_train``, after ``after_train``, or
     in a Runner that only tests) a signal has its previous effect.
 
@@ -94,8 +98,13 @@ class PreemptionHook(Hook):
 
     def _on_signal(self, signum, frame) -> None:
         """Record the signal during training; ignore it in forked
-        data-loader workers; otherwise give it its previous effect."""
+        data-loader workers, give it its default effect in other forked
+        processes and its previous effect otherwise."""
         if os.getpid() != self._pid:
+            if get_worker_info() is not None:
+                return
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
             return
         if self._training:
             self.received = signum
