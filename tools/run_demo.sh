@@ -42,7 +42,7 @@ echo "[demo] training $CONFIG on $DATA_ROOT -> $WORK_DIR"
 train_done=$(date +%s)
 
 CKPT="$(cat "$WORK_DIR/last_checkpoint")"
-OVERLAYS="$(pwd)/$WORK_DIR/overlays"
+OVERLAYS="$(cd "$WORK_DIR" && pwd)/overlays"
 echo "[demo] testing $CKPT"
 "$PY" tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK_DIR" \
     --show-dir "$OVERLAYS" --cfg-options "${OPTS[@]}"
