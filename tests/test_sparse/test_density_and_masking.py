@@ -183,13 +183,10 @@ def test_prune_and_regrow_official():
         param = masking.params[name]
         # regrown weights keep their value (0, or the old value when
         # pruned and regrown at once); the others are masked
-        torch.testing.assert_close(param.flatten()[expected],
-                                   values[name].flatten()[expected],
-                                   rtol=0, atol=0)
+        assert torch.equal(param.flatten()[expected],
+                           values[name].flatten()[expected])
         assert torch.all(param[~mask] == 0)
-        torch.testing.assert_close(
-            optimizer.state[param]['exp_avg'], moments[name], rtol=0,
-            atol=0)
+        assert torch.equal(optimizer.state[param]['exp_avg'], moments[name])
         total_grown += grown.numel()
         total_removed += removed
     # the Bernoulli count is right on average

@@ -1,4 +1,5 @@
 """The block skeleton of the large-kernel backbones."""
+from abc import abstractmethod
 from typing import Optional
 
 import torch
@@ -79,9 +80,11 @@ class LargeKernelBlock(BaseModule):
         self.drop_path = DropPath(
             drop_path_rate) if drop_path_rate > 0. else nn.Identity()
 
+    @abstractmethod
     def residual(self, x: torch.Tensor) -> torch.Tensor:
-        """The residual branch, ``(N, C, H, W) -> (N, C, H, W)``."""
-        raise NotImplementedError
+        """The residual branch, ``(N, C, H, W) -> (N, C, H, W)``; each
+        block class defines it (mmengine's ``BaseModule`` is an ``ABC``, so
+        this base cannot be instantiated)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W) -> (N, C, H, W)``; checkpointed with
